@@ -1,0 +1,200 @@
+"""``lungtumorrecon``: the command-line front end (batch use). It parses, calls the library, reports.
+
+Exit codes: 0 success; 2 bad input, an unavailable method or device, or a refused option;
+1 an unexpected internal error (its traceback goes to a log file named on stderr).
+Not for clinical use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from . import __version__, methods
+from .errors import LungTumorReconError
+from .resources import resource_path
+
+SAMPLE_DIR = resource_path("SampleData")
+SAMPLE_CT = SAMPLE_DIR / "lung1_image.nrrd"
+SAMPLE_LABEL = SAMPLE_DIR / "lung1_label.nrrd"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one ``error: ...`` line, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {self.prog}: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+class _Progress:
+    """Progress lines on stderr, with elapsed seconds; never prefixed like errors or warnings."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.t0 = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(f"[{time.perf_counter() - self.t0:6.1f} s] {message}\n")
+            sys.stderr.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="lungtumorrecon",
+        description="Lung and lung-tumour segmentation and 3D tumour reconstruction from chest CT, "
+        "written as a 3D Slicer scene. Not for clinical use.",
+    )
+    parser.add_argument("--version", action="version", version=f"lungtumorrecon {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="segment a CT and write the results folder")
+    run.add_argument("input", help="DICOM folder, or NRRD/NHDR, NIfTI or MetaImage file")
+    run.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
+    _add_method_options(run)
+    run.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    demo = sub.add_parser("demo", help="run on the bundled sample CT (pyradiomics lung1)")
+    demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo; replaced if present)")
+    demo.add_argument("--quiet", action="store_true")
+
+    ev = sub.add_parser("evaluate", help="compare a segmentation with a reference label; prints JSON")
+    ev.add_argument("--pred", required=True, help="predicted segmentation (.seg.nrrd or label image)")
+    ev.add_argument("--ref", required=True, help="reference label image (voxels above the threshold count)")
+    ev.add_argument("--segment", default="tumor", help="segment name in --pred (default: tumor)")
+    ev.add_argument(
+        "--ref-threshold", type=float, default=None, help="reference voxels >= T count (vote maps); default: > 0"
+    )
+    return parser
+
+
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", type=Path, help="Slicer markups file (.mrk.json): tumor / right lung / left lung points")
+    p.add_argument(
+        "--lungs", default=methods.DEFAULT_LUNGS, choices=methods.LUNG_METHODS,
+        help=f"lung method (default: {methods.DEFAULT_LUNGS}, the best available by `make bench`)",
+    )
+    p.add_argument(
+        "--tumor", default=methods.DEFAULT_TUMOR, choices=methods.TUMOR_METHODS,
+        help=f"tumour method (default: {methods.DEFAULT_TUMOR})",
+    )
+    p.add_argument("--tumor-mask", type=Path, help="tumour mask image in the same patient space (voxels > 0)")
+    p.add_argument(
+        "--recon", default=methods.DEFAULT_RECON, choices=methods.RECON_METHODS,
+        help=f"tumour surface method (default: {methods.DEFAULT_RECON})",
+    )
+    p.add_argument("--device", default="auto", choices=methods.DEVICES, help="auto uses CUDA when present")
+    p.add_argument("--weights", type=Path, help="weights file for a deep tumour method")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .output_folder import check_output_dir, write_result
+    from .pipeline import PipelineOptions, run_pipeline
+
+    progress = _Progress(args.quiet)
+    options = PipelineOptions(
+        lungs=args.lungs,
+        tumor=args.tumor,
+        recon=args.recon,
+        device=args.device,
+        weights=args.weights,
+        seeds_path=args.seeds,
+        tumor_mask_path=args.tumor_mask,
+    )
+    check_output_dir(args.out, args.overwrite)  # refuse before any work
+    result = run_pipeline(args.input, options, progress)
+    for warning in result.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    out = write_result(result, args.out, args.overwrite, seeds_path=str(args.seeds) if args.seeds else None, progress=progress)
+    progress(f"done: {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The bundled sample with the best methods built so far.
+
+    No tumour method exists yet (issue 4), so the tumour comes from the shipped reference
+    label through --tumor-mask: this shows the reconstruction and measurements, not a
+    segmentation score (a label is never scored against itself).
+    """
+    from .output_folder import write_result
+    from .pipeline import PipelineOptions, run_pipeline
+
+    progress = _Progress(args.quiet)
+    options = PipelineOptions(tumor_mask_path=SAMPLE_LABEL)
+    result = run_pipeline(SAMPLE_CT, options, progress)
+    for warning in result.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    out = write_result(result, args.out, overwrite=True, progress=progress)
+    print(f"demo written to {out.resolve()}")
+    print(
+        f"  lungs: {result.methods['lungs']['name']}; tumour: the shipped reference label "
+        f"(no tumour method yet, so no Dice is reported); model: {result.methods['recon']['name']}"
+    )
+    for name, mask in result.segments.items():
+        print(f"  {name}: {float(mask.sum()) * result.ct.geometry.voxel_volume_ml:.1f} mL")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .ct_io import read_label_on_grid
+    from .errors import InputError
+    from .evaluation import compare_masks
+    from .segmentation_io import read_segments
+
+    segments, geometry = read_segments(args.pred)
+    if args.segment not in segments:
+        if set(segments) == {"label"}:
+            pred = segments["label"]
+        else:
+            raise InputError(f"no segment {args.segment!r} (has: {', '.join(segments)})", args.pred)
+    else:
+        pred = segments[args.segment]
+    threshold = 0.0 if args.ref_threshold is None else np.nextafter(args.ref_threshold, -np.inf)
+    ref = read_label_on_grid(args.ref, geometry, threshold=threshold)
+    metrics = compare_masks(pred, ref, tuple(geometry.spacing[::-1]))
+    metrics.update({"segment": args.segment, "ref_threshold": args.ref_threshold})
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    handler = {"run": cmd_run, "demo": cmd_demo, "evaluate": cmd_evaluate}[args.command]
+    try:
+        return handler(args)
+    except LungTumorReconError as exc:
+        if args.debug:
+            traceback.print_exc()
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except Exception as exc:  # an internal error: one line here, the traceback in a log file
+        if args.debug:
+            traceback.print_exc()
+        fd, log = tempfile.mkstemp(prefix="lungtumorrecon-", suffix=".log")
+        with os.fdopen(fd, "w") as f:
+            traceback.print_exc(file=f)
+        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc} (traceback in {log})\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Reading a chest CT into HU with its geometry: DICOM folders and NRRD/NIfTI/MetaImage files.
+
+SimpleITK (GDCM) decodes the pixels; pydicom reads the headers, which are needed to pick
+the series and to check slice geometry before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import warnings as _warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .coordinates import VolumeGeometry
+from .errors import InputError
+
+IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
+# Relative deviation of slice gaps above which a series is resampled to uniform spacing.
+SLICE_GAP_TOLERANCE = 0.01
+# Below this a volume does not look like CT in HU: a chest CT always holds air (about -1000).
+CT_AIR_HU = -500.0
+
+
+@dataclass
+class CTVolume:
+    """A CT in HU: ``array`` is indexed (k, j, i); ``geometry`` maps it to LPS."""
+
+    array: np.ndarray
+    geometry: VolumeGeometry
+    path: str = ""
+    series_uid: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_sitk(self) -> sitk.Image:
+        image = sitk.GetImageFromArray(self.array)
+        self.geometry.apply_to_sitk(image)
+        return image
+
+
+def is_image_file(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) for s in IMAGE_SUFFIXES)
+
+
+def read_ct(path: str | Path) -> CTVolume:
+    """Read a CT from a DICOM folder (searched recursively) or an image file.
+
+    Raises InputError with a one-line reason for anything that is not a usable 3D CT.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or folder", path)
+    if path.is_dir():
+        volume = _read_dicom_folder(path)
+    else:
+        volume = _read_image_file(path)
+    _check_looks_like_ct(volume)
+    return volume
+
+
+def _read_image_file(path: Path) -> CTVolume:
+    try:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+    except RuntimeError:
+        if _is_dicom_file(path):
+            return _read_dicom_files(path, [path])
+        raise InputError("not a readable image (expected a DICOM folder, NRRD, NIfTI or MetaImage)", path) from None
+    dim = reader.GetDimension()
+    size = reader.GetSize()
+    if reader.GetNumberOfComponents() != 1:
+        raise InputError(f"image has {reader.GetNumberOfComponents()} components per voxel; a CT has one", path)
+    if dim == 2 or (dim == 3 and min(size) <= 1):
+        raise InputError(f"image is 2D (size {'x'.join(map(str, size))}); a 3D CT is needed", path)
+    if dim != 3:
+        raise InputError(f"image is {dim}D; a 3D CT is needed", path)
+    if reader.GetMetaDataKeys() and reader.HasMetaDataKey("0008|0060"):
+        modality = reader.GetMetaData("0008|0060").strip()
+        if modality and modality != "CT":
+            raise InputError(f"modality is {modality}, not CT", path)
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"cannot read image data ({_first_line(exc)})", path) from None
+    array = _as_hu_dtype(sitk.GetArrayFromImage(image))
+    return CTVolume(array=array, geometry=VolumeGeometry.from_sitk(image), path=str(path))
+
+
+def _as_hu_dtype(array: np.ndarray) -> np.ndarray:
+    """int16 when every value is a whole number in range (the usual CT), else float32."""
+    if array.size and array.min() >= -32768 and array.max() <= 32767:
+        if np.issubdtype(array.dtype, np.integer) or np.array_equal(array, np.rint(array)):
+            return array.astype(np.int16, copy=False)
+    return array.astype(np.float32, copy=False)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _is_dicom_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _read_dicom_folder(folder: Path) -> CTVolume:
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file()]
+    if not files:
+        raise InputError("folder is empty", folder)
+    return _read_dicom_files(folder, files)
+
+
+def _read_dicom_files(source: Path, files: list[Path]) -> CTVolume:
+    import pydicom
+
+    series: dict[str, list[tuple[Path, object]]] = defaultdict(list)
+    other_modalities: set[str] = set()
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except Exception:  # not DICOM: skip, as Slicer's DICOM browser does
+            continue
+        modality = str(getattr(ds, "Modality", "")).strip()
+        is_image = "ImagePositionPatient" in ds and "Rows" in ds
+        if not is_image:
+            continue  # RTSTRUCT, SEG, SR, ...: not image slices
+        if modality != "CT" and str(getattr(ds, "SOPClassUID", "")) not in (CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE):
+            other_modalities.add(modality or "unknown")
+            continue
+        series[str(getattr(ds, "SeriesInstanceUID", ""))].append((f, ds))
+    if not series:
+        if other_modalities:
+            raise InputError(f"no CT image series (found modality {', '.join(sorted(other_modalities))})", source)
+        raise InputError("no readable DICOM image series", source)
+
+    warnings: list[str] = []
+    uid, slices = max(series.items(), key=lambda kv: len(kv[1]))
+    if len(series) > 1:
+        counts = ", ".join(f"{u} ({len(s)} slices)" for u, s in series.items())
+        warnings.append(f"{len(series)} CT series found: {counts}; using {uid}, which has the most slices")
+    if len(slices) < 2:
+        raise InputError("CT series has a single slice; a 3D CT is needed", source)
+
+    orientations = np.array([[float(v) for v in ds.ImageOrientationPatient] for _, ds in slices])
+    if np.abs(orientations - orientations[0]).max() > 1e-3:
+        raise InputError("slices of the CT series disagree in orientation", source)
+    sizes = {(int(ds.Rows), int(ds.Columns)) for _, ds in slices}
+    if len(sizes) > 1:
+        raise InputError(f"slices of the CT series disagree in size: {sorted(sizes)}", source)
+    spacings = {tuple(round(float(v), 4) for v in ds.PixelSpacing) for _, ds in slices}
+    if len(spacings) > 1:
+        raise InputError("slices of the CT series disagree in pixel spacing", source)
+
+    row_dir = orientations[0][:3]  # direction of increasing column index (i)
+    col_dir = orientations[0][3:]  # direction of increasing row index (j)
+    normal = np.cross(row_dir, col_dir)
+    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in slices])
+    heights = positions @ normal
+    order = np.argsort(heights)
+    slices = [slices[i] for i in order]
+    heights = heights[order]
+    positions = positions[order]
+    gaps = np.diff(heights)
+    if np.any(gaps < 1e-3):
+        raise InputError("CT series has two slices at the same position", source)
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f, _ in slices])
+    try:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            sitk.ProcessObject_SetGlobalWarningDisplay(False)
+            image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"cannot decode DICOM pixel data ({_first_line(exc)})", source) from None
+    finally:
+        sitk.ProcessObject_SetGlobalWarningDisplay(True)
+    array = _as_hu_dtype(sitk.GetArrayFromImage(image))  # GDCM has applied RescaleSlope/Intercept
+
+    pixel_spacing = [float(v) for v in slices[0][1].PixelSpacing]  # (row spacing, column spacing)
+    spacing_k = float(np.median(gaps))
+    direction = np.column_stack([row_dir, col_dir, normal])
+    if np.abs(gaps - spacing_k).max() > SLICE_GAP_TOLERANCE * spacing_k:
+        array, n_new = _resample_slices_uniform(array, heights - heights[0], spacing_k)
+        warnings.append(
+            f"irregular slice spacing (gaps {gaps.min():.3g}–{gaps.max():.3g} mm, a missing slice?); "
+            f"resampled {len(slices)} slices to {n_new} at {spacing_k:.3g} mm"
+        )
+    geometry = VolumeGeometry(
+        size=(array.shape[2], array.shape[1], array.shape[0]),
+        spacing=(pixel_spacing[1], pixel_spacing[0], spacing_k),
+        origin=tuple(float(v) for v in positions[0]),
+        direction=tuple(float(v) for v in direction.ravel()),
+    )
+    return CTVolume(array=array, geometry=geometry, path=str(source), series_uid=uid, warnings=warnings)
+
+
+def _resample_slices_uniform(array: np.ndarray, heights: np.ndarray, spacing: float) -> tuple[np.ndarray, int]:
+    """Linear interpolation along k from slices at ``heights`` (ascending, from 0) to a uniform grid."""
+    n_new = int(np.floor(heights[-1] / spacing + 1e-6)) + 1
+    targets = np.arange(n_new) * spacing
+    upper = np.clip(np.searchsorted(heights, targets, side="right"), 1, len(heights) - 1)
+    lower = upper - 1
+    w = ((targets - heights[lower]) / (heights[upper] - heights[lower]))[:, None, None]
+    w = np.clip(w, 0.0, 1.0)
+    out = (1.0 - w) * array[lower].astype(np.float32) + w * array[upper].astype(np.float32)
+    if np.issubdtype(array.dtype, np.integer):
+        out = np.rint(out).astype(array.dtype)
+    return out, n_new
+
+
+def _check_looks_like_ct(volume: CTVolume) -> None:
+    if float(volume.array.min()) > CT_AIR_HU:
+        raise InputError(
+            f"does not look like a CT in Hounsfield units (lowest value {float(volume.array.min()):.0f}, "
+            f"no air below {CT_AIR_HU:.0f} HU)",
+            volume.path,
+        )
+
+
+def read_label_on_grid(path: str | Path, geometry: VolumeGeometry, threshold: float = 0.0) -> np.ndarray:
+    """Read a mask image (any readable format, same patient space) onto the CT grid.
+
+    Voxels whose value is > ``threshold`` are foreground. Resampled with nearest neighbour,
+    so a mask on another grid lands where it lies in patient space.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path)
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError:
+        raise InputError("not a readable image", path) from None
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError("mask must be a 3D single-component image", path)
+    binary = sitk.Cast(image > threshold, sitk.sitkUInt8)
+    reference = sitk.Image(list(geometry.size), sitk.sitkUInt8)
+    geometry.apply_to_sitk(reference)
+    resampled = sitk.Resample(binary, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    mask = sitk.GetArrayFromImage(resampled).astype(bool)
+    if binary_has_voxels(image, threshold) and not mask.any():
+        raise InputError("mask does not overlap the CT", path)
+    return mask
+
+
+def binary_has_voxels(image: sitk.Image, threshold: float) -> bool:
+    return bool(sitk.GetArrayViewFromImage(image).max() > threshold)
+
+
+def write_image(array: np.ndarray, geometry: VolumeGeometry, path: str | Path) -> None:
+    """Write a (k, j, i) array with the given geometry (compressed)."""
+    image = sitk.GetImageFromArray(array)
+    geometry.apply_to_sitk(image)
+    sitk.WriteImage(image, str(path), useCompression=True)

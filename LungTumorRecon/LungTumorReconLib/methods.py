@@ -1,0 +1,54 @@
+"""Every method name the front ends accept, which are built, and the defaults.
+
+A method that is not built yet is listed with the issue that brings it; choosing it gives
+"not available yet" (exit code 2) instead of a stub.
+"""
+
+from __future__ import annotations
+
+from .errors import UnavailableError
+
+LUNG_METHODS = ("snake", "threshold", "none")
+TUMOR_METHODS = ("gk", "fcm", "kmeans", "r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet", "none")
+RECON_METHODS = ("gan", "mc", "mc-fairing", "interp-mc", "none")
+DEVICES = ("auto", "cpu", "cuda")
+DEEP_TUMOR_METHODS = ("r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet")
+
+# The best method built so far for each stage, by `make bench` (see README).
+DEFAULT_LUNGS = "threshold"
+DEFAULT_TUMOR = "none"
+DEFAULT_RECON = "mc"
+
+_NOT_YET = {
+    ("lungs", "snake"): "issue 3",
+    **{("tumor", m): "issue 4" for m in ("gk", "fcm", "kmeans")},
+    **{("tumor", m): "issues 6-9" for m in DEEP_TUMOR_METHODS},
+    **{("recon", m): "issue 5" for m in ("gan", "mc-fairing", "interp-mc")},
+}
+
+
+def check_available(stage: str, method: str) -> None:
+    choices = {"lungs": LUNG_METHODS, "tumor": TUMOR_METHODS, "recon": RECON_METHODS}[stage]
+    if method not in choices:
+        raise UnavailableError(f"unknown {stage} method {method!r}; choose one of: {', '.join(choices)}")
+    if (stage, method) in _NOT_YET:
+        raise UnavailableError(f"{stage} method {method!r} is not available yet ({_NOT_YET[(stage, method)]})")
+
+
+def resolve_device(device: str, needs_torch: bool) -> str:
+    """'cpu' or 'cuda'. Only imports torch when a method needs it or CUDA is asked for."""
+    if device not in DEVICES:
+        raise UnavailableError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    if device == "cpu" or (device == "auto" and not needs_torch):
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        if device == "cuda":
+            raise UnavailableError("--device cuda needs PyTorch, which is not installed") from None
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise UnavailableError("--device cuda: no CUDA GPU is available here (use --device cpu or auto)")
+    return "cpu"

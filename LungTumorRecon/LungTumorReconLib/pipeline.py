@@ -1,0 +1,154 @@
+"""The pipeline: read the CT and seeds, segment the lungs, find the tumour, reconstruct it.
+
+Front ends (Slicer module, web app, CLI) call :func:`run_pipeline` and then hand the result
+to :mod:`output_folder` or to the scene; nothing here imports a GUI or ``slicer``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import methods
+from .ct_io import CTVolume, read_ct, read_label_on_grid
+from .errors import UnavailableError
+from .lungs_threshold import ThresholdLungParameters, segment_lungs_threshold
+from .measurements import TumorMeasurement, measure_tumor, split_tumors
+from .seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed, check_seeds_in_volume, read_seeds
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class PipelineOptions:
+    lungs: str = methods.DEFAULT_LUNGS
+    tumor: str = methods.DEFAULT_TUMOR
+    recon: str = methods.DEFAULT_RECON
+    device: str = "auto"
+    weights: Path | None = None
+    seeds_path: Path | None = None
+    tumor_mask_path: Path | None = None
+
+
+@dataclass
+class PipelineResult:
+    ct: CTVolume
+    seeds: list[Seed]
+    segments: dict[str, np.ndarray]  # name -> (k, j, i) bool, in output order
+    tumors: list[TumorMeasurement]
+    surface_lps: object | None  # vtkPolyData of the tumour model, or None
+    methods: dict[str, dict]
+    device: str
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.ct.warnings
+
+
+def check_options(options: PipelineOptions) -> str:
+    """Refuse unknown or unbuilt methods, a missing device or a misplaced option; return the device."""
+    methods.check_available("lungs", options.lungs)
+    methods.check_available("tumor", options.tumor)
+    methods.check_available("recon", options.recon)
+    if options.tumor_mask_path is not None and options.tumor != "none":
+        raise UnavailableError(f"give either --tumor {options.tumor} or --tumor-mask, not both")
+    if options.weights is not None and options.tumor not in methods.DEEP_TUMOR_METHODS:
+        raise UnavailableError("--weights is only used by the deep tumour methods")
+    return methods.resolve_device(options.device, needs_torch=options.tumor in methods.DEEP_TUMOR_METHODS)
+
+
+def load_inputs(
+    ct_path: str | Path, options: PipelineOptions
+) -> tuple[CTVolume, list[Seed], np.ndarray | None]:
+    """Read and check every input; raises InputError before anything is computed."""
+    ct = read_ct(ct_path)
+    seeds: list[Seed] = []
+    if options.seeds_path is not None:
+        seeds = read_seeds(options.seeds_path)
+        check_seeds_in_volume(seeds, ct.geometry, options.seeds_path)
+    mask = None
+    if options.tumor_mask_path is not None:
+        mask = read_label_on_grid(options.tumor_mask_path, ct.geometry)
+    return ct, seeds, mask
+
+
+def run_pipeline(ct_path: str | Path, options: PipelineOptions, progress: Progress | None = None) -> PipelineResult:
+    progress = progress or (lambda message: None)
+    t0 = time.perf_counter()
+    device = check_options(options)
+    progress(f"reading {ct_path}")
+    ct, seeds, tumor_mask = load_inputs(ct_path, options)
+    timings = {"read": time.perf_counter() - t0}
+    return run_on_volume(ct, seeds, options, device, tumor_mask=tumor_mask, progress=progress, timings=timings)
+
+
+def run_on_volume(
+    ct: CTVolume,
+    seeds: list[Seed],
+    options: PipelineOptions,
+    device: str,
+    tumor_mask: np.ndarray | None = None,
+    progress: Progress | None = None,
+    timings: dict[str, float] | None = None,
+) -> PipelineResult:
+    """The computing stages on an already-read CT (the Slicer module enters here)."""
+    progress = progress or (lambda message: None)
+    timings = dict(timings or {})
+    used: dict[str, dict] = {}
+
+    t = time.perf_counter()
+    segments: dict[str, np.ndarray] = {}
+    if options.lungs == "threshold":
+        progress("segmenting the lungs (threshold)")
+        params = ThresholdLungParameters()
+        lungs = segment_lungs_threshold(ct.array, ct.geometry, params)
+        if not lungs:
+            ct.warnings.append("no lung found by the threshold method")
+        segments.update({name: lungs[name] for name in (RIGHT_LUNG, LEFT_LUNG) if name in lungs})
+        used["lungs"] = {"name": "threshold", "parameters": params.as_dict()}
+    else:
+        used["lungs"] = {"name": "none", "parameters": {}}
+    timings["lungs"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    tumors: list[TumorMeasurement] = []
+    if tumor_mask is not None:
+        progress("measuring the tumour from --tumor-mask")
+        if not tumor_mask.any():
+            ct.warnings.append("the tumour mask is empty")
+        used["tumor"] = {"name": "mask", "parameters": {"file": str(options.tumor_mask_path or "")}}
+    else:
+        used["tumor"] = {"name": options.tumor, "parameters": {}}
+    if tumor_mask is not None and tumor_mask.any():
+        segments[TUMOR] = tumor_mask
+        for seed, mask in split_tumors(tumor_mask, ct.geometry, seeds):
+            tumors.append(measure_tumor(mask, ct.array, ct.geometry, seed))
+    timings["tumor"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    surface = None
+    if options.recon != "none" and TUMOR in segments:
+        progress(f"reconstructing the tumour surface ({options.recon})")
+        from .surface_marching_cubes import marching_cubes_surface
+
+        surface = marching_cubes_surface(segments[TUMOR], ct.geometry)
+        used["recon"] = {"name": "mc", "parameters": {"level": 0.5}}
+    else:
+        used["recon"] = {"name": options.recon if TUMOR in segments else "none", "parameters": {}}
+    timings["recon"] = time.perf_counter() - t
+
+    return PipelineResult(
+        ct=ct,
+        seeds=seeds,
+        segments=segments,
+        tumors=tumors,
+        surface_lps=surface,
+        methods=used,
+        device=device,
+        timings_s=timings,
+    )

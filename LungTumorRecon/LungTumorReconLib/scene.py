@@ -1,0 +1,574 @@
+"""The one module that talks to Slicer's MRML.
+
+Inside desktop Slicer it works on ``slicer.mrmlScene``. Elsewhere it builds a real MRML
+scene from the ``slicer-core`` wheel and sets it up the way the application would
+(application logic, module logics, colours, subject hierarchy, an IO manager for .mrb).
+``slicer`` is imported lazily, so the rest of the library imports without it.
+
+Coordinates: the scene is RAS; everything handed in and out of this module is LPS
+(points, surfaces) or (k, j, i) arrays with a :class:`VolumeGeometry`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from vtkmodules.util.misc import calldata_type
+from vtkmodules.util.vtkConstants import VTK_OBJECT
+
+from .coordinates import LPS_TO_RAS, VolumeGeometry, lps_to_ras, ras_to_lps
+from .errors import InputError, UnavailableError
+from .seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed
+
+# Segment colours (RGB 0–1), fixed so that every front end shows the same thing.
+SEGMENT_COLORS = {
+    RIGHT_LUNG: (0.50, 0.68, 0.85),
+    LEFT_LUNG: (0.55, 0.80, 0.55),
+    TUMOR: (0.90, 0.30, 0.25),
+}
+MODEL_COLOR = (0.95, 0.75, 0.20)
+_FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # LPS <-> RAS as a 4×4 matrix
+
+
+def _slicer():
+    try:
+        import slicer
+    except ImportError:
+        raise UnavailableError(
+            "Slicer's scene is not available: install slicer-core (pip install '.[headless]') or run inside Slicer"
+        ) from None
+    return slicer
+
+
+def _vtk_matrix(matrix: np.ndarray):
+    from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+    m = vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            m.SetElement(r, c, float(matrix[r, c]))
+    return m
+
+
+def _numpy_matrix(vtk_matrix) -> np.ndarray:
+    return np.array([[vtk_matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+@dataclass
+class _Logics:
+    app: object
+    volumes: object
+    segmentations: object
+    markups: object
+    models: object
+    tables: object
+    subject_hierarchy: object
+
+
+class Scene:
+    """A Slicer MRML scene with the operations the pipeline and the front ends need."""
+
+    def __init__(self, mrml_scene=None) -> None:
+        slicer = _slicer()
+        self._cache_dir: tempfile.TemporaryDirectory | None = None
+        if getattr(slicer, "app", None) is not None:  # inside desktop Slicer: its scene is set up
+            self.logics = None
+            self.mrml = mrml_scene if mrml_scene is not None else slicer.mrmlScene
+            return
+        self.mrml = mrml_scene if mrml_scene is not None else slicer.vtkMRMLScene()
+        self.logics = self._set_up_headless(slicer)
+
+    # -- set-up -------------------------------------------------------------------------
+    def _set_up_headless(self, slicer) -> _Logics:
+        scene = self.mrml
+        app = slicer.vtkSlicerApplicationLogic()
+        app.SetMRMLScene(scene)
+        colors = app.GetColorLogic()
+        colors.SetMRMLScene(scene)
+        colors.AddDefaultColorNodes()
+        app.SetModuleLogic("Colors", colors)
+        logics = {}
+        for name, cls in (
+            ("Volumes", slicer.vtkSlicerVolumesLogic),
+            ("Segmentations", slicer.vtkSlicerSegmentationsModuleLogic),
+            ("Markups", slicer.vtkSlicerMarkupsLogic),
+            ("Models", slicer.vtkSlicerModelsLogic),
+            ("Tables", slicer.vtkSlicerTablesLogic),
+            ("SubjectHierarchy", slicer.vtkSlicerSubjectHierarchyModuleLogic),
+        ):
+            logic = cls()
+            logic.SetMRMLScene(scene)
+            logic.SetMRMLApplicationLogic(app)
+            app.SetModuleLogic(name, logic)
+            logics[name] = logic
+        # .mrb reading unpacks through the DataIOManager's cache.
+        self._cache_dir = tempfile.TemporaryDirectory(prefix="ltr-mrml-cache-")
+        self._remote_io = slicer.vtkMRMLRemoteIOLogic()
+        self._remote_io.SetMRMLScene(scene)
+        self._remote_io.GetCacheManager().SetRemoteCacheDirectory(self._cache_dir.name)
+        self._data_io = slicer.vtkDataIOManagerLogic()
+        self._data_io.SetMRMLApplicationLogic(app)
+        self._data_io.SetAndObserveDataIOManager(self._remote_io.GetDataIOManager())
+        self._remote_io.AddDataIOToScene()
+        # Desktop Slicer's Qt plugins put displayable nodes into the subject hierarchy; do the same.
+        scene.AddObserver(scene.NodeAddedEvent, self._on_node_added)
+        return _Logics(
+            app=app,
+            volumes=logics["Volumes"],
+            segmentations=logics["Segmentations"],
+            markups=logics["Markups"],
+            models=logics["Models"],
+            tables=logics["Tables"],
+            subject_hierarchy=logics["SubjectHierarchy"],
+        )
+
+    @calldata_type(VTK_OBJECT)
+    def _on_node_added(self, caller, event, node) -> None:
+        if node is not None and not node.GetHideFromEditors():
+            if node.IsA("vtkMRMLDisplayableNode") or node.IsA("vtkMRMLTableNode"):
+                self._ensure_in_hierarchy(node)
+
+    def close(self) -> None:
+        """Clear the scene and drop its temporary cache."""
+        self.mrml.Clear(0)
+        if self._cache_dir is not None:
+            self._cache_dir.cleanup()
+            self._cache_dir = None
+
+    # -- helpers --------------------------------------------------------------------------
+    def _shn(self):
+        slicer = _slicer()
+        return slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(self.mrml)
+
+    def _ensure_in_hierarchy(self, node) -> None:
+        shn = self._shn()
+        if shn is not None and shn.GetItemByDataNode(node) == 0:
+            shn.CreateItem(shn.GetSceneItemID(), node)
+
+    def _add(self, node):
+        self.mrml.AddNode(node)  # the subject hierarchy item comes from _on_node_added (or Slicer's plugins)
+        return node
+
+    def _segmentations_logic(self):
+        slicer = _slicer()
+        return self.logics.segmentations if self.logics else slicer.modules.segmentations.logic()
+
+    def nodes_by_class(self, class_name: str) -> list:
+        n = self.mrml.GetNumberOfNodesByClass(class_name)
+        return [self.mrml.GetNthNodeByClass(i, class_name) for i in range(n)]
+
+    def node_by_name(self, name: str, class_name: str = "vtkMRMLNode"):
+        for node in self.nodes_by_class(class_name):
+            if node.GetName() == name:
+                return node
+        return None
+
+    # -- volumes --------------------------------------------------------------------------
+    def add_volume(self, array: np.ndarray, geometry: VolumeGeometry, name: str = "CT"):
+        """Add a scalar volume from a (k, j, i) array with its LPS geometry."""
+        slicer = _slicer()
+        from vtkmodules.util.numpy_support import numpy_to_vtk
+        from vtkmodules.vtkCommonDataModel import vtkImageData
+
+        node = slicer.vtkMRMLScalarVolumeNode()
+        node.SetName(name)
+        image = vtkImageData()
+        image.SetDimensions(*geometry.size)
+        image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(array).ravel(), deep=True))
+        node.SetAndObserveImageData(image)
+        node.SetIJKToRASMatrix(_vtk_matrix(geometry.ijk_to_ras_matrix()))
+        self._add(node)
+        node.CreateDefaultDisplayNodes()
+        display = node.GetDisplayNode()
+        if display is not None:
+            display.AutoWindowLevelOff()
+            display.SetWindowLevel(1500, -600)  # lung window
+        return node
+
+    def add_volume_from_file(self, path: str | Path, name: str | None = None):
+        """Load a volume file with Slicer's own reader (Volumes logic)."""
+        slicer = _slicer()
+        path = Path(path)
+        if self.logics is None:
+            return slicer.util.loadVolume(str(path))
+        node = self.logics.volumes.AddArchetypeVolume(str(path), name or path.name.split(".")[0])
+        if node is None:
+            raise InputError("Slicer could not read this volume", path)
+        return node
+
+    @staticmethod
+    def volume_geometry(node) -> VolumeGeometry:
+        from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+        m = vtkMatrix4x4()
+        node.GetIJKToRASMatrix(m)
+        ijk_to_lps = _FLIP @ _numpy_matrix(m)
+        spacing = np.linalg.norm(ijk_to_lps[:3, :3], axis=0)
+        direction = ijk_to_lps[:3, :3] / spacing
+        dims = node.GetImageData().GetDimensions()
+        return VolumeGeometry(
+            size=tuple(int(d) for d in dims),
+            spacing=tuple(float(s) for s in spacing),
+            origin=tuple(float(o) for o in ijk_to_lps[:3, 3]),
+            direction=tuple(float(d) for d in direction.ravel()),
+        )
+
+    @staticmethod
+    def volume_array(node) -> np.ndarray:
+        """The voxels of a volume node as a (k, j, i) array (a copy)."""
+        from vtkmodules.util.numpy_support import vtk_to_numpy
+
+        image = node.GetImageData()
+        dims = image.GetDimensions()
+        return vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dims[2], dims[1], dims[0]).copy()
+
+    # -- segmentations ----------------------------------------------------------------------
+    def set_segmentation(
+        self,
+        masks: dict[str, np.ndarray],
+        geometry: VolumeGeometry,
+        name: str = "Segmentation",
+        reference_volume=None,
+        node=None,
+    ):
+        """Add (or replace the segments of) a segmentation node from named (k, j, i) masks.
+
+        Segments may overlap; they are collapsed into shared labelmap layers the way Slicer
+        does (``CollapseBinaryLabelmaps`` with safe merge), so overlapping segments end up in
+        separate layers.
+        """
+        slicer = _slicer()
+        if node is None:
+            node = slicer.vtkMRMLSegmentationNode()
+            node.SetName(name)
+            self._add(node)
+            node.CreateDefaultDisplayNodes()
+        segmentation = node.GetSegmentation()
+        segmentation.SetSourceRepresentationName(slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName())
+        if reference_volume is not None:
+            node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume)
+        else:
+            node.SetReferenceImageGeometryParameterFromVolumeNode(None)
+            segmentation.SetConversionParameter(
+                slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(),
+                slicer.vtkSegmentationConverter.SerializeImageGeometry(self._oriented_image(None, geometry)),
+            )
+        for seg_name, mask in masks.items():
+            existing = segmentation.GetSegmentIdBySegmentName(seg_name)
+            if existing:
+                segmentation.RemoveSegment(existing)
+            segment = slicer.vtkSegment()
+            segment.SetName(seg_name)
+            segment.SetColor(*SEGMENT_COLORS.get(seg_name, (0.8, 0.8, 0.2)))
+            segment.AddRepresentation(
+                slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName(),
+                self._oriented_image(mask, geometry),
+            )
+            segmentation.AddSegment(segment, seg_name)
+        segmentation.CollapseBinaryLabelmaps(False)
+        return node
+
+    @staticmethod
+    def _oriented_image(mask: np.ndarray | None, geometry: VolumeGeometry):
+        slicer = _slicer()
+        from vtkmodules.util.numpy_support import numpy_to_vtk
+
+        image = slicer.vtkOrientedImageData()
+        image.SetExtent(0, geometry.size[0] - 1, 0, geometry.size[1] - 1, 0, geometry.size[2] - 1)
+        image.SetImageToWorldMatrix(_vtk_matrix(geometry.ijk_to_ras_matrix()))
+        if mask is None:
+            return image
+        scalars = numpy_to_vtk(np.ascontiguousarray(mask, dtype=np.uint8).ravel(), deep=True)
+        image.GetPointData().SetScalars(scalars)
+        return image
+
+    def segment_names(self, node) -> list[str]:
+        seg = node.GetSegmentation()
+        return [seg.GetNthSegment(i).GetName() for i in range(seg.GetNumberOfSegments())]
+
+    def segment_masks(self, node, geometry: VolumeGeometry) -> dict[str, np.ndarray]:
+        """Each segment as a (k, j, i) bool array on ``geometry``."""
+        slicer = _slicer()
+        seg = node.GetSegmentation()
+        reference = self._oriented_image(None, geometry)
+        out = {}
+        for i in range(seg.GetNumberOfSegments()):
+            segment_id = seg.GetNthSegmentID(i)
+            image = slicer.vtkOrientedImageData()
+            self._segmentations_logic().GetSegmentBinaryLabelmapRepresentation(node, segment_id, image)
+            resampled = slicer.vtkOrientedImageData()
+            slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+                image, reference, resampled, False, True
+            )
+            from vtkmodules.util.numpy_support import vtk_to_numpy
+
+            dims = resampled.GetDimensions()
+            scalars = resampled.GetPointData().GetScalars()
+            if scalars is None:
+                arr = np.zeros(geometry.shape_kji, dtype=bool)
+            else:
+                arr = vtk_to_numpy(scalars).reshape(dims[2], dims[1], dims[0]) > 0
+            out[seg.GetNthSegment(i).GetName()] = arr
+        return out
+
+    def number_of_layers(self, node) -> int:
+        return node.GetSegmentation().GetNumberOfLayers()
+
+    def export_segments_to_models(self, node, smoothing: float = 0.5) -> list:
+        """Closed surfaces of every segment, exported to model nodes in a folder."""
+        seg = node.GetSegmentation()
+        seg.SetConversionParameter("Smoothing factor", str(smoothing))
+        node.CreateClosedSurfaceRepresentation()
+        shn = self._shn()
+        folder = shn.CreateFolderItem(shn.GetSceneItemID(), f"{node.GetName()} models")
+        before = {n.GetID() for n in self.nodes_by_class("vtkMRMLModelNode")}
+        if not self._segmentations_logic().ExportAllSegmentsToModels(node, folder):
+            raise RuntimeError("Slicer failed to export segments to models")
+        return [n for n in self.nodes_by_class("vtkMRMLModelNode") if n.GetID() not in before]
+
+    def closed_surfaces_lps(self, node, smoothing: float = 0.5) -> dict[str, object]:
+        """Each segment's closed surface (Slicer's conversion) as vtkPolyData in LPS."""
+        from vtkmodules.vtkCommonDataModel import vtkPolyData
+
+        from .surface_marching_cubes import transform_polydata
+
+        seg = node.GetSegmentation()
+        seg.SetConversionParameter("Smoothing factor", str(smoothing))
+        node.CreateClosedSurfaceRepresentation()
+        out = {}
+        for i in range(seg.GetNumberOfSegments()):
+            poly = vtkPolyData()
+            node.GetClosedSurfaceRepresentation(seg.GetNthSegmentID(i), poly)
+            out[seg.GetNthSegment(i).GetName()] = transform_polydata(poly, _FLIP)
+        return out
+
+    # -- models ---------------------------------------------------------------------------
+    def add_model(self, polydata_lps, name: str = "tumor model", color=MODEL_COLOR):
+        """Add a model node from a surface in LPS (stored in RAS in the scene)."""
+        slicer = _slicer()
+        from .surface_marching_cubes import transform_polydata
+
+        node = slicer.vtkMRMLModelNode()
+        node.SetName(name)
+        node.SetAndObservePolyData(transform_polydata(polydata_lps, _FLIP))
+        self._add(node)
+        node.CreateDefaultDisplayNodes()
+        node.GetDisplayNode().SetColor(*color)
+        return node
+
+    def add_model_from_file(self, path: str | Path):
+        if self.logics is None:
+            return _slicer().util.loadModel(str(path))
+        node = self.logics.models.AddModel(str(path))
+        if node is None:
+            raise InputError("Slicer could not read this model", path)
+        return node
+
+    @staticmethod
+    def model_points_lps(node) -> np.ndarray:
+        from vtkmodules.util.numpy_support import vtk_to_numpy
+
+        return ras_to_lps(vtk_to_numpy(node.GetPolyData().GetPoints().GetData()))
+
+    # -- markups ----------------------------------------------------------------------------
+    def add_seeds(self, seeds: list[Seed], name: str = "Seeds"):
+        slicer = _slicer()
+        node = slicer.vtkMRMLMarkupsFiducialNode()
+        node.SetName(name)
+        self._add(node)
+        node.CreateDefaultDisplayNodes()
+        for seed in seeds:
+            index = node.AddControlPoint(*lps_to_ras(np.asarray(seed.lps)).tolist())
+            node.SetNthControlPointLabel(index, seed.label)
+        return node
+
+    @staticmethod
+    def seeds_from_node(node) -> list[Seed]:
+        from .seeds_io import normalise_label
+
+        seeds = []
+        for i in range(node.GetNumberOfControlPoints()):
+            ras = [0.0, 0.0, 0.0]
+            node.GetNthControlPointPosition(i, ras)
+            label = normalise_label(node.GetNthControlPointLabel(i))
+            if label is None:
+                raise InputError(f"control point {i + 1} has label {node.GetNthControlPointLabel(i)!r}")
+            seeds.append(Seed(label=label, lps=tuple(float(v) for v in ras_to_lps(np.asarray(ras)))))
+        return seeds
+
+    def load_markups(self, path: str | Path, name: str | None = None):
+        if self.logics is None:
+            return _slicer().util.loadMarkups(str(path))
+        node_id = self.logics.markups.LoadMarkups(str(path), name or Path(path).name.split(".")[0])
+        if not node_id:
+            raise InputError("Slicer could not read these markups", path)
+        return self.mrml.GetNodeByID(node_id)
+
+    # -- tables -----------------------------------------------------------------------------
+    def add_table(self, rows: list[dict], name: str = "Measurements", columns: list[str] | None = None):
+        """A table node with one row per dict; numbers become double columns, the rest strings."""
+        slicer = _slicer()
+        from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkStringArray
+
+        node = slicer.vtkMRMLTableNode()
+        node.SetName(name)
+        columns = columns or (list(rows[0].keys()) if rows else [])
+        table = node.GetTable()
+        for col in columns:
+            numeric = all(isinstance(r.get(col), (int, float)) and not isinstance(r.get(col), bool) for r in rows)
+            arr = vtkDoubleArray() if numeric and rows else vtkStringArray()
+            arr.SetName(col)
+            for r in rows:
+                value = r.get(col)
+                if numeric:
+                    arr.InsertNextValue(float(value))
+                else:
+                    arr.InsertNextValue("" if value is None else str(value))
+            table.AddColumn(arr)
+        self._add(node)
+        return node
+
+    @staticmethod
+    def table_rows(node) -> list[dict]:
+        table = node.GetTable()
+        cols = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
+        rows = []
+        for r in range(table.GetNumberOfRows()):
+            rows.append({c.GetName(): table.GetValue(r, i).ToString() for i, c in enumerate(cols)})
+        return rows
+
+    # -- a whole pipeline result ------------------------------------------------------------
+    def add_result(self, result, volume_node=None, segmentation_node=None) -> dict:
+        """Put a :class:`PipelineResult` into the scene: CT (unless given), segmentation, model,
+        seeds and measurement tables. Returns the nodes by role."""
+        ct = result.ct
+        g = ct.geometry
+        nodes: dict = {"volume": volume_node or self.add_volume(ct.array, g, name="CT")}
+        nodes["segmentation"] = None
+        if result.segments:
+            nodes["segmentation"] = self.set_segmentation(
+                result.segments, g, name="Segmentation", reference_volume=nodes["volume"], node=segmentation_node
+            )
+        nodes["model"] = self.add_model(result.surface_lps, name="tumor model") if result.surface_lps else None
+        nodes["seeds"] = self.add_seeds(result.seeds, name="Seeds") if result.seeds else None
+        nodes["volumes_table"] = self.add_table(
+            [
+                {"segment": name, "volume_ml": float(m.sum()) * g.voxel_volume_ml, "voxels": int(m.sum())}
+                for name, m in result.segments.items()
+            ],
+            name="Segment volumes",
+            columns=["segment", "volume_ml", "voxels"],
+        )
+        nodes["tumors_table"] = None
+        if result.tumors:
+            rows = []
+            for i, tumor in enumerate(result.tumors, start=1):
+                row = {"tumor": f"tumor {i}"}
+                row.update({k: v for k, v in tumor.as_dict().items() if not isinstance(v, list) and v is not None})
+                rows.append(row)
+            nodes["tumors_table"] = self.add_table(rows, name="Tumor measurements")
+        return nodes
+
+    # -- saving and loading -------------------------------------------------------------------
+    def save_node(self, node, path: str | Path) -> Path:
+        """Write one node with its default storage node (Slicer's own writer and format)."""
+        path = Path(path)
+        storage = node.GetStorageNode()
+        if storage is None:
+            storage = node.CreateDefaultStorageNode()
+            self.mrml.AddNode(storage)
+            node.SetAndObserveStorageNodeID(storage.GetID())
+        storage.SetFileName(str(path))
+        if node.IsA("vtkMRMLSegmentationNode"):
+            storage.SetCropToMinimumExtent(False)  # keep the input's geometry
+        if node.IsA("vtkMRMLVolumeNode") or node.IsA("vtkMRMLSegmentationNode"):
+            storage.SetUseCompression(True)
+        if not storage.WriteData(node):
+            raise OSError(f"{path}: Slicer failed to write {node.GetName()}")
+        return path
+
+    def save_mrml(self, folder: str | Path, default_extensions: dict[str, str] | None = None) -> Path:
+        """Save every storable node into ``folder`` and the scene as ``folder/scene.mrml``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        ext = {
+            "vtkMRMLScalarVolumeNode": ".nrrd",
+            "vtkMRMLLabelMapVolumeNode": ".nrrd",
+            "vtkMRMLSegmentationNode": ".seg.nrrd",
+            "vtkMRMLModelNode": ".vtk",
+            "vtkMRMLMarkupsFiducialNode": ".mrk.json",
+            "vtkMRMLTableNode": ".tsv",
+        }
+        ext.update(default_extensions or {})
+        used: set[str] = set()
+        for node in self.nodes_by_class("vtkMRMLStorableNode"):
+            if node.GetHideFromEditors() and node.GetStorageNode() is None:
+                continue
+            suffix = next((e for cls, e in ext.items() if node.IsA(cls)), None)
+            if suffix is None:
+                continue
+            stem = _safe_file_stem(node.GetName()) or node.GetID()
+            candidate = stem
+            n = 1
+            while candidate in used:
+                n += 1
+                candidate = f"{stem}_{n}"
+            used.add(candidate)
+            self.save_node(node, folder / f"{candidate}{suffix}")
+            node.GetStorageNode().SetFileName(f"{candidate}{suffix}")  # relative: the folder moves
+        mrml = folder / "scene.mrml"
+        self.mrml.SetRootDirectory(str(folder))
+        self.mrml.SetURL(str(mrml))
+        if not self.mrml.Commit():
+            raise OSError(f"{mrml}: Slicer failed to write the scene")
+        return mrml
+
+    def save_mrb(self, path: str | Path) -> Path:
+        """Save the whole scene as a Slicer data bundle (.mrb)."""
+        path = Path(path)
+        with tempfile.TemporaryDirectory(prefix="ltr-mrb-") as tmp:
+            bundle = Path(tmp) / path.name.rsplit(".", 1)[0]
+            self.save_mrml(bundle)
+            with _vtk_messages_off():  # vtkArchive logs every zipped file
+                ok = self.mrml.WriteToMRB(str(path))
+            if not ok:
+                raise OSError(f"{path}: Slicer failed to write the scene bundle")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Scene":
+        """A fresh scene read from a .mrml or .mrb file."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError("no such scene file", path)
+        scene = cls(_slicer().vtkMRMLScene())
+        if path.suffix.lower() == ".mrb":
+            with _vtk_messages_off():
+                ok = scene.mrml.ReadFromMRB(str(path))
+        else:
+            scene.mrml.SetURL(str(path))
+            ok = scene.mrml.Import()
+        if not ok:
+            raise InputError("Slicer could not read this scene", path)
+        return scene
+
+
+@contextmanager
+def _vtk_messages_off():
+    from vtkmodules.vtkCommonCore import vtkObject
+
+    previous = vtkObject.GetGlobalWarningDisplay()
+    vtkObject.GlobalWarningDisplayOff()
+    try:
+        yield
+    finally:
+        vtkObject.SetGlobalWarningDisplay(previous)
+
+
+def _safe_file_stem(name: str) -> str:
+    keep = [c if c.isalnum() or c in "-_" else "_" for c in name.strip()]
+    return "".join(keep).strip("_")

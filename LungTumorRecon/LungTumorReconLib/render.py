@@ -83,14 +83,28 @@ def _lps_spacing(geometry: VolumeGeometry) -> tuple[float, float, float]:
     return tuple(geometry.spacing[axes.index(a)] for a in range(3))
 
 
+def prepare_offscreen_rendering() -> None:
+    """Call before VTK opens an OpenGL context in a process that may also use PyTorch.
+
+    Mesa's software renderer (llvmpipe) loads the system's libLLVM; importing triton (which
+    torch and MONAI pull in) after that crashes the process with a segfault, while the other
+    order works. So triton, when installed, is loaded first (0.2 s).
+    """
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
+
+
 def render_3d_png(
     surfaces: list[tuple[str, object, tuple[float, float, float], float]],
     path: str | Path,
     size: tuple[int, int] = (800, 600),
 ) -> None:
     """Render (name, vtkPolyData in LPS, colour, opacity) surfaces offscreen, viewed from the front."""
-    if not os.environ.get("DISPLAY"):
-        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    prepare_offscreen_rendering()
     import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (registers the OpenGL back end)
     from vtkmodules.vtkIOImage import vtkPNGWriter
     from vtkmodules.vtkRenderingCore import (

@@ -293,6 +293,8 @@ class Scene:
     def segment_masks(self, node, geometry: VolumeGeometry) -> dict[str, np.ndarray]:
         """Each segment as a (k, j, i) bool array on ``geometry``."""
         slicer = _slicer()
+        from vtkmodules.util.numpy_support import vtk_to_numpy
+
         seg = node.GetSegmentation()
         reference = self._oriented_image(None, geometry)
         out = {}
@@ -304,14 +306,14 @@ class Scene:
             slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
                 image, reference, resampled, False, True
             )
-            from vtkmodules.util.numpy_support import vtk_to_numpy
-
             dims = resampled.GetDimensions()
             scalars = resampled.GetPointData().GetScalars()
             if scalars is None:
                 arr = np.zeros(geometry.shape_kji, dtype=bool)
             else:
-                arr = vtk_to_numpy(scalars).reshape(dims[2], dims[1], dims[0]) > 0
+                # a shared layer holds several segments, each under its own label value
+                label = seg.GetNthSegment(i).GetLabelValue()
+                arr = vtk_to_numpy(scalars).reshape(dims[2], dims[1], dims[0]) == label
             out[seg.GetNthSegment(i).GetName()] = arr
         return out
 
@@ -559,14 +561,16 @@ class Scene:
 
 @contextmanager
 def _vtk_messages_off():
-    from vtkmodules.vtkCommonCore import vtkObject
+    """Silence VTK's output window (vtkArchive reports every file it zips as 'Info')."""
+    from vtkmodules.vtkCommonCore import vtkOutputWindow
 
-    previous = vtkObject.GetGlobalWarningDisplay()
-    vtkObject.GlobalWarningDisplayOff()
+    window = vtkOutputWindow.GetInstance()
+    previous = window.GetDisplayMode()
+    window.SetDisplayModeToNever()
     try:
         yield
     finally:
-        vtkObject.SetGlobalWarningDisplay(previous)
+        window.SetDisplayMode(previous)
 
 
 def _safe_file_stem(name: str) -> str:

@@ -1,0 +1,131 @@
+"""The scene layer on real MRML classes (slicer-core): build, save, reload into a fresh scene."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.scene import Scene
+from LungTumorReconLib.seeds_io import Seed
+from LungTumorReconLib.segmentation_io import read_segments
+from LungTumorReconLib.surface_marching_cubes import marching_cubes_surface, surface_volume_ml
+
+
+@pytest.fixture()
+def geometry():
+    angle = np.deg2rad(10)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    return VolumeGeometry((48, 40, 24), (0.8, 0.7, 2.5), (-20.0, 30.0, -150.0), tuple(rot.ravel()))
+
+
+@pytest.fixture()
+def content(geometry):
+    rng = np.random.default_rng(0)
+    ct = rng.integers(-1000, 400, size=geometry.shape_kji).astype(np.int16)
+    lung = np.zeros(geometry.shape_kji, bool)
+    lung[2:20, 5:35, 4:24] = True
+    other = np.zeros(geometry.shape_kji, bool)
+    other[2:20, 5:35, 26:44] = True
+    tumor = np.zeros(geometry.shape_kji, bool)
+    tumor[8:13, 12:20, 8:16] = True  # inside the right lung: overlapping segments
+    return ct, {"right lung": lung, "left lung": other, "tumor": tumor}
+
+
+def test_volume_round_trip_keeps_voxels_and_geometry(tmp_path, geometry, content):
+    ct, _ = content
+    scene = Scene()
+    node = scene.add_volume(ct, geometry)
+    assert Scene.volume_geometry(node) == pytest.approx(geometry) or np.allclose(
+        Scene.volume_geometry(node).ijk_to_lps_matrix(), geometry.ijk_to_lps_matrix()
+    )
+    scene.save_node(node, tmp_path / "ct.nrrd")
+    image = sitk.ReadImage(str(tmp_path / "ct.nrrd"))  # LPS on disk
+    assert np.array_equal(sitk.GetArrayFromImage(image), ct)
+    assert np.allclose(image.GetOrigin(), geometry.origin)
+    assert np.allclose(image.GetDirection(), geometry.direction)
+    fresh = Scene()
+    loaded = fresh.add_volume_from_file(tmp_path / "ct.nrrd")
+    assert np.array_equal(Scene.volume_array(loaded), ct)
+    assert np.allclose(Scene.volume_geometry(loaded).ijk_to_lps_matrix(), geometry.ijk_to_lps_matrix())
+
+
+def test_overlapping_segments_are_stored_in_layers(tmp_path, geometry, content):
+    ct, masks = content
+    scene = Scene()
+    volume = scene.add_volume(ct, geometry)
+    seg = scene.set_segmentation(masks, geometry, reference_volume=volume)
+    assert scene.segment_names(seg) == ["right lung", "left lung", "tumor"]
+    assert scene.number_of_layers(seg) == 2  # the lungs share one layer, the tumour needs another
+    path = scene.save_node(seg, tmp_path / "segmentation.seg.nrrd")
+    # read back without Slicer (SimpleITK) and with Slicer's own reader, into a fresh scene
+    on_disk, disk_geometry = read_segments(path)
+    assert np.allclose(disk_geometry.ijk_to_lps_matrix(), geometry.ijk_to_lps_matrix())
+    fresh = Scene()
+    node = fresh.logics.segmentations.LoadSegmentationFromFile(str(path), True, "loaded")
+    back = fresh.segment_masks(node, geometry)
+    for name, mask in masks.items():
+        assert np.array_equal(on_disk[name], mask), name
+        assert np.array_equal(back[name], mask), name
+    # replacing a segment keeps the others
+    smaller = masks["tumor"].copy()
+    smaller[8] = False
+    scene.set_segmentation({"tumor": smaller}, geometry, node=seg)
+    again = scene.segment_masks(seg, geometry)
+    assert np.array_equal(again["tumor"], smaller) and np.array_equal(again["right lung"], masks["right lung"])
+
+
+def test_closed_surfaces_export_to_models(geometry, content):
+    ct, masks = content
+    scene = Scene()
+    seg = scene.set_segmentation(masks, geometry, reference_volume=scene.add_volume(ct, geometry))
+    models = scene.export_segments_to_models(seg)
+    assert sorted(m.GetName() for m in models) == ["left lung", "right lung", "tumor"]
+    shn = scene._shn()
+    folder = shn.GetItemParent(shn.GetItemByDataNode(models[0]))
+    assert shn.GetItemName(folder) == "Segmentation models"
+    tumor = next(m for m in models if m.GetName() == "tumor")
+    points = Scene.model_points_lps(tumor)
+    tumour_lps = geometry.kji_to_lps(np.argwhere(masks["tumor"]))
+    assert np.allclose(points.mean(axis=0), tumour_lps.mean(axis=0), atol=2.0)
+
+
+def test_whole_scene_round_trip_mrml_and_mrb(tmp_path, geometry, content):
+    ct, masks = content
+    scene = Scene()
+    volume = scene.add_volume(ct, geometry)
+    seg = scene.set_segmentation(masks, geometry, reference_volume=volume)
+    surface = marching_cubes_surface(masks["tumor"], geometry)
+    model = scene.add_model(surface, "tumor model")
+    seeds = [Seed("tumor", (1.5, -2.5, -140.0)), Seed("right lung", (-3.0, 40.0, -130.0))]
+    scene.add_seeds(seeds)
+    scene.add_table([{"tumor": "tumor 1", "volume_ml": 1.25, "sphericity": 0.8}], name="Tumor measurements")
+
+    scene.save_node(model, tmp_path / "tumor.vtk")
+    mrml = scene.save_mrml(tmp_path / "bundle")
+    mrb = scene.save_mrb(tmp_path / "scene.mrb")
+
+    for path in (mrml, mrb):
+        fresh = Scene.load(path)
+        vol = fresh.nodes_by_class("vtkMRMLScalarVolumeNode")[0]
+        assert np.array_equal(Scene.volume_array(vol), ct)
+        s = fresh.nodes_by_class("vtkMRMLSegmentationNode")[0]
+        back = fresh.segment_masks(s, geometry)
+        assert all(np.array_equal(back[n], m) for n, m in masks.items())
+        m = fresh.node_by_name("tumor model", "vtkMRMLModelNode")
+        assert np.allclose(Scene.model_points_lps(m), Scene.model_points_lps(model), atol=1e-4)
+        got = Scene.seeds_from_node(fresh.nodes_by_class("vtkMRMLMarkupsFiducialNode")[0])
+        assert [s.label for s in got] == ["tumor", "right lung"]
+        assert np.allclose([s.lps for s in got], [s.lps for s in seeds], atol=1e-6)
+        rows = Scene.table_rows(fresh.node_by_name("Tumor measurements", "vtkMRMLTableNode"))
+        assert rows[0]["tumor"] == "tumor 1" and float(rows[0]["volume_ml"]) == 1.25
+        fresh.close()
+
+    # tumor.vtk is LPS millimetres, as Slicer writes models
+    header = (tmp_path / "tumor.vtk").read_bytes()[:80]
+    assert b"SPACE=LPS" in header
+    fresh = Scene()
+    loaded = fresh.add_model_from_file(tmp_path / "tumor.vtk")
+    assert np.allclose(Scene.model_points_lps(loaded), Scene.model_points_lps(model), atol=1e-4)
+    assert abs(surface_volume_ml(surface) - masks["tumor"].sum() * geometry.voxel_volume_ml) < 0.25 * masks[
+        "tumor"
+    ].sum() * geometry.voxel_volume_ml

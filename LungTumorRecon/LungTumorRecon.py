@@ -24,10 +24,13 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+# Only modules that need nothing beyond Slicer's own Python are imported here; the pipeline
+# (scikit-image, scikit-fuzzy, ...) is imported once ensurePythonDependencies() has run.
 from LungTumorReconLib import methods
-from LungTumorReconLib.ct_io import CTVolume
-from LungTumorReconLib.pipeline import PipelineOptions, PipelineResult, check_options, run_on_volume
 from LungTumorReconLib.scene import Scene
+
+# Import name of each requirement in Resources/requirements.txt.
+_IMPORT_NAMES = {"scikit-image": "skimage", "scikit-fuzzy": "skfuzzy", "scikit-learn": "sklearn"}
 
 #
 # LungTumorRecon
@@ -67,6 +70,23 @@ def registerSampleData():
         fileNames="lung1_image.nrrd",
         nodeNames="lung1",
     )
+
+
+def ensurePythonDependencies(requirementsPath: str) -> None:
+    """Install only what Slicer's Python lacks; never upgrade or replace Slicer's own packages."""
+    import importlib.util
+
+    if hasattr(slicer, "packaging"):  # Slicer >= 5.9: checks versions, asks the user, installs the missing
+        slicer.packaging.pip_ensure(slicer.packaging.load_requirements(requirementsPath), requester="LungTumorRecon")
+        return
+    with open(requirementsPath, encoding="utf-8") as f:
+        requirements = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    missing = [
+        r for r in requirements
+        if importlib.util.find_spec(_IMPORT_NAMES.get(r.split(">")[0].split("=")[0].strip(), r)) is None
+    ]
+    if missing:
+        slicer.util.pip_install(missing)
 
 
 #
@@ -161,6 +181,7 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onApplyButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to compute results."), waitCursor=True):
+            ensurePythonDependencies(self.resourcePath("requirements.txt"))
             p = self._parameterNode
             result = self.logic.process(
                 p.inputVolume,
@@ -205,6 +226,9 @@ class LungTumorReconLogic(ScriptedLoadableModuleLogic):
         Returns the nodes by role: volume, segmentation, model, seeds, volumes_table, tumors_table,
         and ``result`` (the library's PipelineResult).
         """
+        from LungTumorReconLib.ct_io import CTVolume
+        from LungTumorReconLib.pipeline import PipelineOptions, check_options, run_on_volume
+
         if not inputVolume:
             raise ValueError("input volume is invalid")
         start = time.time()
@@ -218,7 +242,7 @@ class LungTumorReconLogic(ScriptedLoadableModuleLogic):
             path=inputVolume.GetName(),
         )
         seeds = Scene.seeds_from_node(seedsNode) if seedsNode else []
-        result: PipelineResult = run_on_volume(ct, seeds, options, resolved_device, progress=logging.info)
+        result = run_on_volume(ct, seeds, options, resolved_device, progress=logging.info)
         nodes = scene.add_result(result, volume_node=inputVolume, segmentation_node=outputSegmentation)
         nodes["result"] = result
         logging.info(f"LungTumorRecon: processing completed in {time.time() - start:.2f} s")

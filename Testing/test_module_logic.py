@@ -83,3 +83,22 @@ def test_logic_refuses_unbuilt_methods(module, chest64):
     volume = scene.add_volume(chest64.array, chest64.geometry)
     with pytest.raises(UnavailableError, match="not available yet"):
         module.LungTumorReconLogic().process(volume, tumor="gk", scene=scene)
+
+
+def test_module_imports_without_the_packages_slicer_lacks():
+    """In a bare Slicer, the module must load before ensurePythonDependencies() installs anything."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('skimage', 'sklearn', 'skfuzzy', 'torch', 'monai'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"sys.path.insert(0, {str(REPO / 'LungTumorRecon')!r})\n"
+        "import LungTumorReconLib.methods, LungTumorReconLib.scene, LungTumorReconLib.ct_io\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

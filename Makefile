@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Offscreen rendering (3d.png, later the web app) uses EGL with Mesa's software driver.
 DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri
 
-.PHONY: install system-packages demo test bench clean
+.PHONY: install system-packages demo test bench clean cmake-lists
 
 install: system-packages $(STAMP)
 
@@ -39,3 +39,6 @@ bench: install
 
 clean:
 	rm -rf out .pytest_cache
+
+cmake-lists:
+	$(PYTHON) tools/update_cmake_lists.py

@@ -153,9 +153,25 @@ def _side_by_side(a: np.ndarray, b: np.ndarray, geometry: VolumeGeometry, params
 
 
 def split_in_two(
-    mask: np.ndarray, spacing_kji: np.ndarray, geometry: VolumeGeometry, params: LungAirParameters
+    mask: np.ndarray,
+    spacing_kji: np.ndarray,
+    geometry: VolumeGeometry,
+    params: LungAirParameters,
+    _geometry_check: bool = True,
 ) -> list[np.ndarray] | None:
-    """Split one air component into two lungs, if it is two lungs joined by a thin bridge."""
+    """Split one air component into two lungs, if it is two lungs joined by a thin bridge.
+
+    Large slices are split on a 2× coarser in-plane grid (a quarter of the work); every fine
+    voxel then takes the side of its coarse voxel.
+    """
+    if min(mask.shape[1:]) > 256:
+        coarse = mask[:, ::2, ::2]
+        parts = split_in_two(coarse, spacing_kji * np.array([1, 2, 2]), geometry, params, _geometry_check=False)
+        if parts is None:
+            return None
+        up = [np.repeat(np.repeat(p, 2, axis=1), 2, axis=2)[:, : mask.shape[1], : mask.shape[2]] for p in parts]
+        parts = [mask & up[0], mask & ~up[0]]
+        return parts if _side_by_side(parts[0], parts[1], geometry, params) else None
     box = bounding_box(mask, margin=(1, 1, 1))
     distance = np.zeros(mask.shape)
     distance[box] = ndi.distance_transform_edt(mask[box], sampling=spacing_kji)
@@ -170,6 +186,8 @@ def split_in_two(
         markers = np.where(cores == a, 1, np.where(cores == b, 2, 0)).astype(np.int32)
         split = watershed(-distance, markers, mask=mask)
         parts = [split == 1, split == 2]
+        if not _geometry_check:  # a coarse grid: the caller checks on the full grid
+            return parts
         return parts if _side_by_side(parts[0], parts[1], geometry, params) else None
     return None
 

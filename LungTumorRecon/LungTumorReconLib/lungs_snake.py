@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import measure
-from skimage.draw import polygon as draw_polygon
 from skimage.segmentation import watershed
 
 from .coordinates import VolumeGeometry
@@ -91,13 +90,38 @@ def _snake_region(islands: np.ndarray, work: _SliceWork, k: int) -> np.ndarray:
     region = ndi.binary_fill_holes(closed | sub)
     energy = work.energy(k)
     offset = np.array([box[0].start, box[1].start])
+    filled = np.zeros(sub.shape, dtype=bool)
     for contour in measure.find_contours(np.pad(region, 1).astype(np.float32), 0.5):
         if len(contour) < 8:
             continue
         refined = viterbi_snake(contour - 1 + offset, energy, params.snake)
-        rr, cc = draw_polygon(refined[:, 0], refined[:, 1], islands.shape)
-        out[rr, cc] ^= True  # even-odd: a contour inside another (a hole) cancels
-    out[box] |= sub  # the snake never loses the islands' own air
+        filled ^= fill_polygon(refined - offset, sub.shape)  # even-odd: a contour inside another cancels
+    out[box] = filled | sub  # the snake never loses the islands' own air
+    return out
+
+
+def fill_polygon(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels whose centres lie inside the closed polygon of (row, col) ``points`` (even-odd rule).
+
+    A vectorised scanline fill: every edge crossing a pixel row toggles "inside" from the
+    first pixel centre right of the crossing; a running parity then fills the row.
+    """
+    r, c = points[:, 0], points[:, 1]
+    r2, c2 = np.roll(r, -1), np.roll(c, -1)
+    lo = max(0, int(np.ceil(r.min())))
+    hi = min(shape[0] - 1, int(np.floor(r.max())))
+    out = np.zeros(shape, dtype=bool)
+    if hi < lo:
+        return out
+    y = np.arange(lo, hi + 1, dtype=float)[:, None]
+    crosses = ((r <= y) & (r2 > y)) | ((r2 <= y) & (r > y))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = c + (y - r) * (c2 - c) / (r2 - r)
+    rows, edges = np.nonzero(crosses)
+    cols = np.clip(np.ceil(x[rows, edges]).astype(int), 0, shape[1])
+    toggles = np.zeros((hi - lo + 1, shape[1] + 1), dtype=np.int32)
+    np.add.at(toggles, (rows, cols), 1)
+    out[lo : hi + 1] = (np.cumsum(toggles, axis=1)[:, : shape[1]] % 2).astype(bool)
     return out
 
 
@@ -111,7 +135,10 @@ def _islands_over(air_slice: np.ndarray, touch: np.ndarray, min_pixels: float) -
 
 def _continue(air_slice: np.ndarray, previous: np.ndarray, work: _SliceWork, k: int) -> np.ndarray:
     """The lung on slice k: the islands that overlap the previous slice's lung, snaked."""
-    grown = ndi.distance_transform_edt(~previous, sampling=work.spacing) <= work.params.follow_mm
+    margin = tuple(int(np.ceil(work.params.follow_mm / s)) + 1 for s in work.spacing)
+    box = bounding_box(previous, margin=margin)
+    grown = np.zeros_like(previous)
+    grown[box] = ndi.distance_transform_edt(~previous[box], sampling=work.spacing) <= work.params.follow_mm
     islands = _islands_over(air_slice, grown, work.min_pixels)
     return _snake_region(islands, work, k) if islands.any() else islands
 
@@ -156,20 +183,29 @@ def _territories(air: np.ndarray, starts: dict[str, np.ndarray], geometry: Volum
     names = list(starts)
     if len(names) == 2 and owned[names[0]] & owned[names[1]]:
         shared = np.isin(labels, list(owned[names[0]] & owned[names[1]]))
-        # watershed on a 2× coarser in-plane grid: the same split for a quarter of the work
-        sub = shared[:, ::2, ::2]
+        # watershed on a 2× coarser in-plane grid: the same split for a quarter of the work;
+        # a coarse voxel is in when any of its 2×2 fine voxels is, so every fine voxel gets a side
+        sub = _any_2x2(shared)
         spacing = np.asarray(geometry.spacing[::-1]) * np.array([1, 2, 2])
         box = bounding_box(sub, margin=(1, 1, 1))
         distance = np.zeros(sub.shape, dtype=np.float32)
         distance[box] = ndi.distance_transform_edt(sub[box], sampling=spacing)
         markers = np.zeros(sub.shape, dtype=np.int32)
         for index, name in enumerate(names, start=1):
-            markers[starts[name][:, ::2, ::2] & sub] = index
+            markers[_any_2x2(starts[name]) & sub] = index
         split = watershed(-distance, markers, mask=sub)
         full = np.repeat(np.repeat(split, 2, axis=1), 2, axis=2)[:, : air.shape[1], : air.shape[2]]
         for index, name in enumerate(names, start=1):
             territory[name] = (territory[name] & ~shared) | (shared & (full == index))
     return territory
+
+
+def _any_2x2(mask: np.ndarray) -> np.ndarray:
+    """Max-pool a (k, j, i) mask by 2 in-plane."""
+    k, j, i = mask.shape
+    padded = np.zeros((k, j + j % 2, i + i % 2), dtype=bool)
+    padded[:, :j, :i] = mask
+    return padded.reshape(k, padded.shape[1] // 2, 2, padded.shape[2] // 2, 2).any(axis=(2, 4))
 
 
 def segment_lungs_snake(

@@ -118,17 +118,16 @@ def _viterbi_pass(cand_mm: np.ndarray, ext: np.ndarray, alpha: float, beta: floa
     S = np.full((m, m), inf)
     S[fixed, fixed] = ext[0, fixed] + ext[1, fixed] + alpha * np.sum((cand_mm[1, fixed] - cand_mm[0, fixed]) ** 2)
     back = np.zeros((n, m, m), dtype=np.int16)
+    # all pairwise and triple terms at once; the recursion below is then three array ops a point
+    p2, p1, p0 = cand_mm[:-2], cand_mm[1:-1], cand_mm[2:]  # v_{i-2}, v_{i-1}, v_i for i = 2..n-1
+    d1 = ((p0[:, None, :, :] - p1[:, :, None, :]) ** 2).sum(-1)  # (i, a, b)
+    curv = p0[:, None, None, :, :] - 2.0 * p1[:, None, :, None, :] + p2[:, :, None, None, :]
+    d2 = beta * (curv**2).sum(-1)  # (i, z, a, b)
+    local = alpha * d1 + ext[2:, None, :]  # (i, a, b)
     for i in range(2, n):
-        p2, p1, p0 = cand_mm[i - 2], cand_mm[i - 1], cand_mm[i]  # (M, 2) each
-        # first-order term between v_{i-1}=a and v_i=b: (M_a, M_b)
-        d1 = ((p0[None, :, :] - p1[:, None, :]) ** 2).sum(-1)
-        # second-order term for v_{i-2}=z, v_{i-1}=a, v_i=b: (M_z, M_a, M_b)
-        curv = p0[None, None, :, :] - 2.0 * p1[None, :, None, :] + p2[:, None, None, :]
-        d2 = (curv**2).sum(-1)
-        total = S[:, :, None] + beta * d2  # (z, a, b)
-        best_z = np.argmin(total, axis=0)  # (a, b)
-        S = np.take_along_axis(total, best_z[None], axis=0)[0] + alpha * d1 + ext[i][None, :]
-        back[i] = best_z
+        total = S[:, :, None] + d2[i - 2]  # (z, a, b)
+        back[i] = total.argmin(axis=0)  # best v_{i-2} for each (a, b)
+        S = total.min(axis=0) + local[i - 2]
     # close the loop: links (n-1 -> 0) and curvature at n-1 and at 0 (with v_0 = v_1 = fixed)
     q0, q1 = cand_mm[0, fixed], cand_mm[1, fixed]
     pn1 = cand_mm[n - 1]  # candidates of v_{n-1} (b)

@@ -39,7 +39,7 @@ def test_report_matches_schema_and_content(full_run, chest64):
     jsonschema.validate(report, load_schema())
     g = chest64.geometry
     assert report["input"]["size"] == list(g.size)
-    assert report["methods"]["lungs"]["name"] == "threshold"
+    assert report["methods"]["lungs"]["name"] == "snake"
     assert report["methods"]["recon"]["name"] == "mc"
     assert set(report["segments"]) == {"right lung", "left lung", "tumor"}
     assert report["segments"]["tumor"]["voxels"] == int(tumour.sum())
@@ -147,7 +147,7 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, dat
     far.write_text(json.dumps({"markups": [{"controlPoints": [{"label": "tumor", "position": [9999, 0, 0]}]}]}))
     assert "outside the CT" in _bad(tmp_path, capsys, "run", ct_path, "--seeds", far)
     assert "not available yet" in _bad(tmp_path, capsys, "run", ct_path, "--tumor", "gk")
-    assert "not available yet" in _bad(tmp_path, capsys, "run", ct_path, "--lungs", "snake")
+    assert "not available yet" in _bad(tmp_path, capsys, "run", ct_path, "--tumor", "lnhg")
     assert "not available yet" in _bad(tmp_path, capsys, "run", ct_path, "--recon", "gan")
     assert "invalid choice" in _bad(tmp_path, capsys, "run", ct_path, "--tumor", "magic")
     assert "--weights" in _bad(tmp_path, capsys, "run", ct_path, "--weights", mask_path)
@@ -189,7 +189,7 @@ def test_internal_error_exits_1_with_log(tmp_path, capsys, small_case, monkeypat
     def boom(*args, **kwargs):
         raise ZeroDivisionError("simulated")
 
-    monkeypatch.setattr(pipeline, "segment_lungs_threshold", boom)
+    monkeypatch.setattr(pipeline, "segment_lungs_snake", boom)
     out = tmp_path / "out"
     code = main(["run", str(small_case[0]), "--out", str(out), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -229,7 +229,7 @@ def test_version_and_help():
     proc = run_cli("--version")
     assert proc.returncode == 0 and __version__ in proc.stdout
     proc = run_cli("run", "--help")
-    assert proc.returncode == 0 and "default: threshold" in proc.stdout and "--tumor-mask" in proc.stdout
+    assert proc.returncode == 0 and "default: snake" in proc.stdout and "--tumor-mask" in proc.stdout
 
 
 def test_cli_bad_input_exit_code_from_the_real_command(tmp_path):
@@ -239,3 +239,43 @@ def test_cli_bad_input_exit_code_from_the_real_command(tmp_path):
     assert len(errors) == 1 and "no such file" in errors[0]
     assert proc.stderr.splitlines()[-1] == errors[0]  # progress lines may precede it, nothing follows
     assert "Traceback" not in proc.stderr
+
+
+def test_lungs_from_and_lung_correction_keep_everything_else(full_run, tmp_path, chest64):
+    _, out, (ct_path, _, _, tumour, _) = full_run
+    before, _ = read_segments(out / "segmentation.seg.nrrd")
+    g = chest64.geometry
+    k = int(np.argmax(before["right lung"].sum(axis=(1, 2))))
+    corrected = np.zeros(g.shape_kji, np.uint8)
+    corrected[k] = before["right lung"][k]
+    corrected[k, :, : int(np.argwhere(before["right lung"][k])[:, 1].mean())] = 0  # cut its lateral half away
+    img = sitk.GetImageFromArray(corrected)
+    g.apply_to_sitk(img)
+    sitk.WriteImage(img, str(tmp_path / "fix.nrrd"))
+    again = tmp_path / "again"
+    proc = run_cli("run", ct_path, "--out", again, "--lungs-from", out / "segmentation.seg.nrrd",
+                   "--lung-correction", tmp_path / "fix.nrrd", "--recon", "none")
+    assert proc.returncode == 0, proc.stderr
+    after, _ = read_segments(again / "segmentation.seg.nrrd")
+    assert np.array_equal(after["left lung"], before["left lung"])
+    assert np.array_equal(after["tumor"], before["tumor"])  # carried over from --lungs-from
+    assert np.array_equal(after["right lung"][k], corrected[k].astype(bool))
+    assert not np.array_equal(after["right lung"], before["right lung"])
+    report = json.loads((again / "report.json").read_text())
+    assert report["methods"]["lungs"]["name"] == "from-file"
+    assert report["methods"]["lungs"]["correction"]["slice"] == k
+
+
+def test_bad_corrections_are_refused(tmp_path, capsys, small_case, chest64):
+    ct_path = small_case[0]
+    two = np.zeros(chest64.geometry.shape_kji, np.uint8)
+    two[30:32, 20:30, 10:20] = 1
+    img = sitk.GetImageFromArray(two)
+    chest64.geometry.apply_to_sitk(img)
+    sitk.WriteImage(img, str(tmp_path / "two.nrrd"))
+    assert "one axial slice" in _bad(tmp_path, capsys, "run", ct_path, "--lung-correction", tmp_path / "two.nrrd")
+    curve = tmp_path / "c.mrk.json"
+    curve.write_text(json.dumps({"markups": [{"name": "spleen", "controlPoints": [
+        {"position": [0, 0, 0]}, {"position": [1, 0, 0]}, {"position": [0, 1, 0]}]}]}))
+    assert "'right lung' or 'left lung'" in _bad(tmp_path, capsys, "run", ct_path, "--lung-correction", curve)
+    assert "needs lungs" in _bad(tmp_path, capsys, "run", ct_path, "--lungs", "none", "--lung-correction", curve)

@@ -89,6 +89,15 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--tumor-mask", type=Path, help="tumour mask image in the same patient space (voxels > 0)")
     p.add_argument(
+        "--lungs-from", type=Path, metavar="SEG",
+        help="start from the lungs (and tumour) of an existing segmentation.seg.nrrd instead of computing them",
+    )
+    p.add_argument(
+        "--lung-correction", type=Path, metavar="FILE",
+        help="corrected contour of one lung on one slice (markups closed curve .mrk.json named 'right lung' or "
+        "'left lung', or a label image of that slice); that lung is re-propagated from it, the rest kept",
+    )
+    p.add_argument(
         "--recon", default=methods.DEFAULT_RECON, choices=methods.RECON_METHODS,
         help=f"tumour surface method (default: {methods.DEFAULT_RECON})",
     )
@@ -109,6 +118,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         weights=args.weights,
         seeds_path=args.seeds,
         tumor_mask_path=args.tumor_mask,
+        lungs_from=args.lungs_from,
+        lung_correction=args.lung_correction,
     )
     check_output_dir(args.out, args.overwrite)  # refuse before any work
     result = run_pipeline(args.input, options, progress)

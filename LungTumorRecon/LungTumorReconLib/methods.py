@@ -15,12 +15,11 @@ DEVICES = ("auto", "cpu", "cuda")
 DEEP_TUMOR_METHODS = ("r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet")
 
 # The best method built so far for each stage, by `make bench` (see README).
-DEFAULT_LUNGS = "threshold"
+DEFAULT_LUNGS = "snake"
 DEFAULT_TUMOR = "none"
 DEFAULT_RECON = "mc"
 
 _NOT_YET = {
-    ("lungs", "snake"): "issue 3",
     **{("tumor", m): "issue 4" for m in ("gk", "fcm", "kmeans")},
     **{("tumor", m): "issues 6-9" for m in DEEP_TUMOR_METHODS},
     **{("recon", m): "issue 5" for m in ("gan", "mc-fairing", "interp-mc")},

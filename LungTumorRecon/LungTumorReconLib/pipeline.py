@@ -15,10 +15,13 @@ import numpy as np
 
 from . import methods
 from .ct_io import CTVolume, read_ct, read_label_on_grid
-from .errors import UnavailableError
+from .errors import InputError, UnavailableError
+from .lung_correction import LungCorrection, apply_lung_correction, read_lung_correction
+from .lungs_snake import SnakeLungParameters, segment_lungs_snake
 from .lungs_threshold import ThresholdLungParameters, segment_lungs_threshold
 from .measurements import TumorMeasurement, measure_tumor, split_tumors
 from .seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed, check_seeds_in_volume, read_seeds
+from .segmentation_io import read_segments
 
 Progress = Callable[[str], None]
 
@@ -32,6 +35,8 @@ class PipelineOptions:
     weights: Path | None = None
     seeds_path: Path | None = None
     tumor_mask_path: Path | None = None
+    lungs_from: Path | None = None  # start from this segmentation's lungs instead of computing them
+    lung_correction: Path | None = None  # a corrected contour of one lung on one slice
 
 
 @dataclass
@@ -59,22 +64,38 @@ def check_options(options: PipelineOptions) -> str:
         raise UnavailableError(f"give either --tumor {options.tumor} or --tumor-mask, not both")
     if options.weights is not None and options.tumor not in methods.DEEP_TUMOR_METHODS:
         raise UnavailableError("--weights is only used by the deep tumour methods")
+    if options.lung_correction is not None and options.lungs == "none" and options.lungs_from is None:
+        raise UnavailableError("--lung-correction needs lungs: use --lungs snake|threshold or --lungs-from")
     return methods.resolve_device(options.device, needs_torch=options.tumor in methods.DEEP_TUMOR_METHODS)
 
 
-def load_inputs(
-    ct_path: str | Path, options: PipelineOptions
-) -> tuple[CTVolume, list[Seed], np.ndarray | None]:
+@dataclass
+class Inputs:
+    ct: CTVolume
+    seeds: list[Seed] = field(default_factory=list)
+    tumor_mask: np.ndarray | None = None
+    lungs_from: dict[str, np.ndarray] | None = None  # segments of --lungs-from, on the CT grid
+    correction: LungCorrection | None = None
+
+
+def load_inputs(ct_path: str | Path, options: PipelineOptions) -> Inputs:
     """Read and check every input; raises InputError before anything is computed."""
     ct = read_ct(ct_path)
-    seeds: list[Seed] = []
+    inputs = Inputs(ct=ct)
     if options.seeds_path is not None:
-        seeds = read_seeds(options.seeds_path)
-        check_seeds_in_volume(seeds, ct.geometry, options.seeds_path)
-    mask = None
+        inputs.seeds = read_seeds(options.seeds_path)
+        check_seeds_in_volume(inputs.seeds, ct.geometry, options.seeds_path)
     if options.tumor_mask_path is not None:
-        mask = read_label_on_grid(options.tumor_mask_path, ct.geometry)
-    return ct, seeds, mask
+        inputs.tumor_mask = read_label_on_grid(options.tumor_mask_path, ct.geometry)
+    if options.lungs_from is not None:
+        segments, _ = read_segments(options.lungs_from, ct.geometry)
+        if not any(segments.get(name, np.zeros(1)).any() for name in (RIGHT_LUNG, LEFT_LUNG)):
+            raise InputError("has no 'right lung' or 'left lung' segment", options.lungs_from)
+        inputs.lungs_from = segments
+    if options.lung_correction is not None:
+        known = {k: v for k, v in (inputs.lungs_from or {}).items() if k in (RIGHT_LUNG, LEFT_LUNG)}
+        inputs.correction = read_lung_correction(options.lung_correction, ct.geometry, known)
+    return inputs
 
 
 def run_pipeline(ct_path: str | Path, options: PipelineOptions, progress: Progress | None = None) -> PipelineResult:
@@ -82,9 +103,19 @@ def run_pipeline(ct_path: str | Path, options: PipelineOptions, progress: Progre
     t0 = time.perf_counter()
     device = check_options(options)
     progress(f"reading {ct_path}")
-    ct, seeds, tumor_mask = load_inputs(ct_path, options)
+    inputs = load_inputs(ct_path, options)
     timings = {"read": time.perf_counter() - t0}
-    return run_on_volume(ct, seeds, options, device, tumor_mask=tumor_mask, progress=progress, timings=timings)
+    return run_on_volume(
+        inputs.ct,
+        inputs.seeds,
+        options,
+        device,
+        tumor_mask=inputs.tumor_mask,
+        lungs_from=inputs.lungs_from,
+        correction=inputs.correction,
+        progress=progress,
+        timings=timings,
+    )
 
 
 def run_on_volume(
@@ -93,6 +124,8 @@ def run_on_volume(
     options: PipelineOptions,
     device: str,
     tumor_mask: np.ndarray | None = None,
+    lungs_from: dict[str, np.ndarray] | None = None,
+    correction: LungCorrection | None = None,
     progress: Progress | None = None,
     timings: dict[str, float] | None = None,
 ) -> PipelineResult:
@@ -102,22 +135,44 @@ def run_on_volume(
     used: dict[str, dict] = {}
 
     t = time.perf_counter()
-    segments: dict[str, np.ndarray] = {}
-    if options.lungs == "threshold":
+    tumor_from_segmentation = False
+    lungs: dict[str, np.ndarray] = {}
+    if lungs_from is not None:
+        lungs = {name: lungs_from[name] for name in (RIGHT_LUNG, LEFT_LUNG) if name in lungs_from}
+        used["lungs"] = {"name": "from-file", "parameters": {"file": str(options.lungs_from or "")}}
+        if tumor_mask is None and options.tumor == "none" and TUMOR in lungs_from and lungs_from[TUMOR].any():
+            tumor_mask = lungs_from[TUMOR]  # other segments stay as they were
+            tumor_from_segmentation = True
+    elif options.lungs == "snake":
+        progress("segmenting the lungs (Viterbi snake, slice to slice)")
+        snake_params = SnakeLungParameters()
+        lungs = segment_lungs_snake(ct.array, ct.geometry, seeds, snake_params)
+        used["lungs"] = {"name": "snake", "parameters": snake_params.as_dict()}
+    elif options.lungs == "threshold":
         progress("segmenting the lungs (threshold)")
         params = ThresholdLungParameters()
         lungs = segment_lungs_threshold(ct.array, ct.geometry, params)
-        if not lungs:
-            ct.warnings.append("no lung found by the threshold method")
-        segments.update({name: lungs[name] for name in (RIGHT_LUNG, LEFT_LUNG) if name in lungs})
         used["lungs"] = {"name": "threshold", "parameters": params.as_dict()}
     else:
         used["lungs"] = {"name": "none", "parameters": {}}
+    if correction is not None:
+        progress(f"re-propagating the {correction.lung} from the corrected slice {correction.k + 1}")
+        lungs = apply_lung_correction(ct.array, ct.geometry, lungs, correction)
+        used["lungs"]["correction"] = {
+            "file": str(options.lung_correction or ""),
+            "lung": correction.lung,
+            "slice": correction.k,
+        }
+    if used["lungs"]["name"] != "none" and not any(m.any() for m in lungs.values()):
+        ct.warnings.append(f"no lung found by the {used['lungs']['name']} method")
+    segments: dict[str, np.ndarray] = {name: lungs[name] for name in (RIGHT_LUNG, LEFT_LUNG) if name in lungs}
     timings["lungs"] = time.perf_counter() - t
 
     t = time.perf_counter()
     tumors: list[TumorMeasurement] = []
-    if tumor_mask is not None:
+    if tumor_from_segmentation:
+        used["tumor"] = {"name": "from-file", "parameters": {"file": str(options.lungs_from or "")}}
+    elif tumor_mask is not None:
         progress("measuring the tumour from --tumor-mask")
         if not tumor_mask.any():
             ct.warnings.append("the tumour mask is empty")

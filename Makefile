@@ -35,7 +35,7 @@ test: install
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) benchmarks/bench_lungs_threshold.py
+	$(PY) benchmarks/bench_lungs.py
 
 clean:
 	rm -rf out .pytest_cache

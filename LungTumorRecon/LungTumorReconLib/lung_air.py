@@ -31,6 +31,8 @@ class LungAirParameters:
     trachea_max_area_mm2: float = 700.0
     closing_radius_mm: float = 6.0
     min_lung_separation_mm: float = 60.0  # two lungs' centroids lie at least this far apart in x
+    max_hole_mm2: float = 2500.0  # holes up to this (vessels, tumours up to ~5.6 cm) are lung; larger
+    # ones are what a lung wraps around at its base (the diaphragm's dome), not lung
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -202,7 +204,20 @@ def name_by_side(lungs: list[np.ndarray], geometry: VolumeGeometry) -> dict[str,
     return {RIGHT_LUNG if xs[0] < 0 else LEFT_LUNG: lungs[0]}
 
 
-def close_and_fill(mask: np.ndarray, spacing_kji: np.ndarray, radius_mm: float) -> np.ndarray:
+def fill_small_holes(mask2d: np.ndarray, max_pixels: float) -> np.ndarray:
+    """Fill the holes of a 2D mask that are at most ``max_pixels`` large."""
+    holes = ndi.binary_fill_holes(mask2d) & ~mask2d
+    if not holes.any():
+        return mask2d.copy()
+    labels, n = ndi.label(holes)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    small = np.flatnonzero(areas <= max_pixels)
+    return mask2d | np.isin(labels, small[small > 0])
+
+
+def close_and_fill(
+    mask: np.ndarray, spacing_kji: np.ndarray, radius_mm: float, max_hole_mm2: float = np.inf
+) -> np.ndarray:
     """Close in-plane with a disc of ``radius_mm`` and fill holes per axial slice.
 
     The closing is done with distance maps (dilate: distance to the mask <= r; erode: distance
@@ -218,7 +233,7 @@ def close_and_fill(mask: np.ndarray, spacing_kji: np.ndarray, radius_mm: float) 
     for k in np.flatnonzero(sub.any(axis=(1, 2))):
         dilated = ndi.distance_transform_edt(~sub[k], sampling=sampling) <= radius_mm
         eroded = ndi.distance_transform_edt(dilated, sampling=sampling) > radius_mm
-        closed[k] = ndi.binary_fill_holes(eroded | sub[k])
+        closed[k] = fill_small_holes(eroded | sub[k], max_hole_mm2 / (sampling[0] * sampling[1]))
     out[box] = closed
     return out
 

@@ -33,7 +33,15 @@ from skimage.segmentation import watershed
 
 from .coordinates import VolumeGeometry
 from .errors import InputError
-from .lung_air import LungAirParameters, bounding_box, largest_components, lung_air, name_by_side, split_in_two
+from .lung_air import (
+    LungAirParameters,
+    bounding_box,
+    fill_small_holes,
+    largest_components,
+    lung_air,
+    name_by_side,
+    split_in_two,
+)
 from .seeds_io import LEFT_LUNG, RIGHT_LUNG, Seed
 from .snake_viterbi import SnakeParameters, slice_energy, viterbi_snake
 
@@ -87,7 +95,7 @@ def _snake_region(islands: np.ndarray, work: _SliceWork, k: int) -> np.ndarray:
     # closing by distance maps: exact for a disc, fast
     dilated = ndi.distance_transform_edt(~sub, sampling=work.spacing) <= params.air.closing_radius_mm
     closed = ndi.distance_transform_edt(dilated, sampling=work.spacing) > params.air.closing_radius_mm
-    region = ndi.binary_fill_holes(closed | sub)
+    region = fill_small_holes(closed | sub, params.air.max_hole_mm2 / (work.spacing[0] * work.spacing[1]))
     energy = work.energy(k)
     offset = np.array([box[0].start, box[1].start])
     filled = np.zeros(sub.shape, dtype=bool)

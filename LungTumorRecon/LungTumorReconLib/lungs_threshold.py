@@ -33,7 +33,7 @@ def segment_lungs_threshold(
     filled = {}
     taken = np.zeros(hu.shape, dtype=bool)
     for name, mask in name_by_side(lungs, geometry).items():
-        mask = close_and_fill(mask, spacing_kji, params.closing_radius_mm) & ~taken
+        mask = close_and_fill(mask, spacing_kji, params.closing_radius_mm, params.max_hole_mm2) & ~taken
         taken |= mask
         filled[name] = mask
     return filled

@@ -108,3 +108,30 @@ def test_correction_files_curve_and_label_image(tmp_path, chest64, chest_referen
     sitk.WriteImage(image, str(tmp_path / "slice.nrrd"))
     c2 = read_lung_correction(tmp_path / "slice.nrrd", g, {"left lung": chest_reference["left lung"]})
     assert c2.lung == "left lung" and c2.k == k and np.array_equal(c2.mask, mask)
+
+
+@pytest.mark.parametrize("touch", [False, True])
+def test_synthetic_thorax_lungs_against_exact_truth(touch):
+    """Synthetic truth: Dice >= 0.97 per lung, touching lungs kept apart, airways outside."""
+    from scipy import ndimage as ndi
+
+    from LungTumorReconLib.synthetic_thorax import make_thorax
+
+    case = make_thorax(size=(160, 160, 70), spacing=(2.0, 2.0, 4.0), tumors=("solid",), seed=4, lungs_touch=touch)
+    if touch:  # the generator really makes them touch
+        assert (ndi.binary_dilation(case.labels["right lung"]) & case.labels["left lung"]).any()
+    lungs = segment_lungs_snake(case.ct, case.geometry)
+    for name in ("right lung", "left lung"):
+        assert dice(lungs[name], case.labels[name]) >= 0.97, name
+    union = lungs["right lung"] | lungs["left lung"]
+    airways = case.labels["airways"]
+    assert (union & airways).sum() / airways.sum() < 0.15  # trachea and main bronchi stay outside
+    tumour = case.labels["tumor"]
+    assert (union & tumour).sum() / tumour.sum() >= 0.95
+    # near the base a lung shows as several islands on one slice: those slices are found too
+    for name in ("right lung", "left lung"):
+        multi = [k for k in range(case.ct.shape[0]) if ndi.label(case.labels[name][k])[1] > 1]
+        assert multi, "the generator should make multi-island slices"
+        truth = case.labels[name][multi]
+        assert (lungs[name][multi] & truth).sum() / truth.sum() >= 0.8, name
+        assert max(ndi.label(lungs[name][k])[1] for k in multi) > 1, name

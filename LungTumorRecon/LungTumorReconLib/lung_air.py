@@ -188,10 +188,51 @@ def split_in_two(
         markers = np.where(cores == a, 1, np.where(cores == b, 2, 0)).astype(np.int32)
         split = watershed(-distance, markers, mask=mask)
         parts = [split == 1, split == 2]
-        if not _geometry_check:  # a coarse grid: the caller checks on the full grid
+        if _plausible_pair(parts, geometry, params, _geometry_check):
             return parts
-        return parts if _side_by_side(parts[0], parts[1], geometry, params) else None
-    return None
+    return _split_by_sides(mask, distance, spacing_kji, geometry, params, _geometry_check)
+
+
+def _plausible_pair(
+    parts: list[np.ndarray], geometry: VolumeGeometry, params: LungAirParameters, check_sides: bool
+) -> bool:
+    """Two lungs meet over a narrow junction, much smaller than a lung's own sagittal
+    section (a single lung cut in two is refused), and (on the full grid) lie side by side."""
+    axis = geometry.axis_of_patient(0)  # the array axis along patient left-right
+    junction = (parts[0] & ndi.binary_dilation(parts[1])).sum()
+    smaller = min(parts, key=lambda m: m.sum())
+    section = smaller.sum(axis=tuple(a for a in range(3) if a != axis)).max()
+    if junction > 0.3 * section:
+        return False
+    return not check_sides or _side_by_side(parts[0], parts[1], geometry, params)
+
+
+def _split_by_sides(
+    mask: np.ndarray,
+    distance: np.ndarray,
+    spacing_kji: np.ndarray,
+    geometry: VolumeGeometry,
+    params: LungAirParameters,
+    check: bool,
+) -> list[np.ndarray] | None:
+    """Lungs that touch over a broad contact keep one core at any erosion depth. Flood from
+    their lateral parts instead (beyond ``min_lung_separation_mm / 2`` from the centre, left
+    and right); the split must still pass :func:`_plausible_pair`.
+    """
+    axis = geometry.axis_of_patient(0)  # the array axis along patient left-right
+    index = np.arange(mask.shape[axis]).reshape([-1 if a == axis else 1 for a in range(3)])
+    counts = mask.sum(axis=tuple(a for a in range(3) if a != axis))
+    centre = float((np.arange(len(counts)) * counts).sum() / max(counts.sum(), 1))
+    half = params.min_lung_separation_mm / 2 / spacing_kji[axis]
+    deep = distance > 2.0
+    markers = np.zeros(mask.shape, dtype=np.int32)
+    markers[mask & deep & (index < centre - half)] = 1
+    markers[mask & deep & (index > centre + half)] = 2
+    if not (markers == 1).any() or not (markers == 2).any():
+        return None
+    split = watershed(-distance, markers, mask=mask)
+    parts = [split == 1, split == 2]
+    return parts if _plausible_pair(parts, geometry, params, check) else None
 
 
 def name_by_side(lungs: list[np.ndarray], geometry: VolumeGeometry) -> dict[str, np.ndarray]:

@@ -234,9 +234,12 @@ def segment_lungs_snake(
             region = _start_region(air[k], (j, i), work, k)
             if region.any():
                 starts[seed.label] = (k, region)
+    markers: dict[str, np.ndarray] = {}
     if any(name not in starts for name in LUNGS):
-        for name, start in _automatic_starts(air, geometry, work).items():
-            starts.setdefault(name, start)
+        for name, (k, region, whole) in _automatic_starts(air, geometry, work).items():
+            if name not in starts:
+                starts[name] = (k, region)
+                markers[name] = whole  # the lung's whole air, as the automatic split found it
     if not starts:
         return {}
 
@@ -244,7 +247,7 @@ def segment_lungs_snake(
     for name, (k, region) in starts.items():
         m = np.zeros(air.shape, dtype=bool)
         m[k] = region & air[k]
-        start_air[name] = m
+        start_air[name] = markers.get(name, m)
     territory = _territories(air, start_air, geometry)
     lungs = {name: _propagate(air & territory[name], *starts[name], work) for name in LUNGS if name in starts}
     return _resolve_overlap(lungs, {name: air & t for name, t in territory.items()}, work.spacing)
@@ -267,8 +270,13 @@ def _resolve_overlap(
     return {RIGHT_LUNG: right, LEFT_LUNG: left}
 
 
-def _automatic_starts(air: np.ndarray, geometry: VolumeGeometry, work: _SliceWork) -> dict[str, tuple[int, np.ndarray]]:
-    """Without seeds: each lung starts on the slice where its air is largest."""
+def _automatic_starts(
+    air: np.ndarray, geometry: VolumeGeometry, work: _SliceWork
+) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
+    """Without seeds: each lung starts on the slice where its air is largest.
+
+    Returns, per lung, the start slice, the snaked start region and the lung's whole air.
+    """
     params = work.params.air
     spacing_kji = np.asarray(geometry.spacing[::-1], dtype=float)
     lungs = largest_components(air, geometry, params)
@@ -278,7 +286,7 @@ def _automatic_starts(air: np.ndarray, geometry: VolumeGeometry, work: _SliceWor
     for name, mask in name_by_side(lungs, geometry).items():
         k = int(np.argmax(mask.sum(axis=(1, 2))))
         islands = _islands_over(mask[k], mask[k], work.min_pixels)
-        starts[name] = (k, _snake_region(islands, work, k))
+        starts[name] = (k, _snake_region(islands, work, k), mask)
     return starts
 
 

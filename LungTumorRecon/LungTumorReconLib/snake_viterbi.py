@@ -39,6 +39,7 @@ class SnakeParameters:
     max_points: int = 400
     candidates: int = 7  # per normal, odd: the middle one is "stay"
     search_radii_mm: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5)  # shrinking search area
+    radius_scale_above_mm: float = 1.0  # pixels larger than this scale the search radii up
     edge_sigma_mm: float = 1.0
     edge_scale_hu_per_mm: float = 300.0  # |∇I| at which E_image saturates
     air_hu: float = -400.0
@@ -174,7 +175,10 @@ def viterbi_snake(points: np.ndarray, energy: SliceEnergy, params: SnakeParamete
     fixed = m // 2
     shape = np.asarray(energy.edge.shape) - 1
     start = 0
-    for radius in params.search_radii_mm:
+    # on coarse grids (pixels over 1 mm) the schedule scales with the pixel, so that each
+    # step still spans whole pixels
+    scale = max(1.0, max(spacing) / params.radius_scale_above_mm)
+    for radius in (r * scale for r in params.search_radii_mm):
         offsets = np.linspace(-radius, radius, m)
         normals = _normals(v, spacing)
         cand = v[:, None, :] + offsets[None, :, None] * normals[:, None, :]

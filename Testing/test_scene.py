@@ -93,7 +93,7 @@ def test_whole_scene_round_trip_mrml_and_mrb(tmp_path, geometry, content):
     ct, masks = content
     scene = Scene()
     volume = scene.add_volume(ct, geometry)
-    seg = scene.set_segmentation(masks, geometry, reference_volume=volume)
+    scene.set_segmentation(masks, geometry, reference_volume=volume)
     surface = marching_cubes_surface(masks["tumor"], geometry)
     model = scene.add_model(surface, "tumor model")
     seeds = [Seed("tumor", (1.5, -2.5, -140.0)), Seed("right lung", (-3.0, 40.0, -130.0))]

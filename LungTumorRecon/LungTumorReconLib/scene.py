@@ -20,7 +20,7 @@ import numpy as np
 from vtkmodules.util.misc import calldata_type
 from vtkmodules.util.vtkConstants import VTK_OBJECT
 
-from .coordinates import LPS_TO_RAS, VolumeGeometry, lps_to_ras, ras_to_lps
+from .coordinates import VolumeGeometry, lps_to_ras, ras_to_lps
 from .errors import InputError, UnavailableError
 from .seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed
 

@@ -146,7 +146,7 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, dat
     far = tmp_path / "far.mrk.json"
     far.write_text(json.dumps({"markups": [{"controlPoints": [{"label": "tumor", "position": [9999, 0, 0]}]}]}))
     assert "outside the CT" in _bad(tmp_path, capsys, "run", ct_path, "--seeds", far)
-    assert "not available yet" in _bad(tmp_path, capsys, "run", ct_path, "--tumor", "gk")
+    assert "not available yet" in _bad(tmp_path, capsys, "run", ct_path, "--tumor", "resunet")
     assert "not available yet" in _bad(tmp_path, capsys, "run", ct_path, "--tumor", "lnhg")
     assert "not available yet" in _bad(tmp_path, capsys, "run", ct_path, "--recon", "gan")
     assert "invalid choice" in _bad(tmp_path, capsys, "run", ct_path, "--tumor", "magic")

@@ -60,7 +60,7 @@ def test_logic_adapts_the_pipeline_to_mrml_nodes(module, small_case):
     scene = Scene()
     volume = scene.add_volume(ct.array, ct.geometry, "chest")
     seeds_node = scene.add_seeds([seed])
-    nodes = module.LungTumorReconLogic().process(volume, seedsNode=seeds_node, recon="none", scene=scene)
+    nodes = module.LungTumorReconLogic().process(volume, seedsNode=seeds_node, tumor="none", recon="none", scene=scene)
     seg = nodes["segmentation"]
     assert scene.segment_names(seg) == ["right lung", "left lung"]
     masks = scene.segment_masks(seg, ct.geometry)
@@ -70,7 +70,7 @@ def test_logic_adapts_the_pipeline_to_mrml_nodes(module, small_case):
     rows = Scene.table_rows(nodes["volumes_table"])
     assert [r["segment"] for r in rows] == ["right lung", "left lung"]
     # a second run fills the same output segmentation node
-    again = module.LungTumorReconLogic().process(volume, outputSegmentation=seg, recon="none", scene=scene)
+    again = module.LungTumorReconLogic().process(volume, outputSegmentation=seg, tumor="none", recon="none", scene=scene)
     assert again["segmentation"] is seg
     assert len(scene.nodes_by_class("vtkMRMLSegmentationNode")) == 1
 
@@ -82,7 +82,7 @@ def test_logic_refuses_unbuilt_methods(module, chest64):
     scene = Scene()
     volume = scene.add_volume(chest64.array, chest64.geometry)
     with pytest.raises(UnavailableError, match="not available yet"):
-        module.LungTumorReconLogic().process(volume, tumor="gk", scene=scene)
+        module.LungTumorReconLogic().process(volume, tumor="resunet", scene=scene)
 
 
 def test_module_imports_without_the_packages_slicer_lacks():

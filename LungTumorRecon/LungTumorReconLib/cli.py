@@ -23,6 +23,7 @@ from .resources import resource_path
 SAMPLE_DIR = resource_path("SampleData")
 SAMPLE_CT = SAMPLE_DIR / "lung1_image.nrrd"
 SAMPLE_LABEL = SAMPLE_DIR / "lung1_label.nrrd"
+SAMPLE_SEEDS = SAMPLE_DIR / "lung1_seeds.mrk.json"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,8 +85,9 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
         help=f"lung method (default: {methods.DEFAULT_LUNGS}, the best available by `make bench`)",
     )
     p.add_argument(
-        "--tumor", default=methods.DEFAULT_TUMOR, choices=methods.TUMOR_METHODS,
-        help=f"tumour method (default: {methods.DEFAULT_TUMOR})",
+        "--tumor", default=None, choices=methods.TUMOR_METHODS,
+        help=f"tumour method (default: {methods.DEFAULT_TUMOR}: from each tumor seed, or without one the best "
+        "automatic candidate in the lungs; none when --tumor-mask or --lungs-from brings the tumour)",
     )
     p.add_argument("--tumor-mask", type=Path, help="tumour mask image in the same patient space (voxels > 0)")
     p.add_argument(
@@ -110,9 +112,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import PipelineOptions, run_pipeline
 
     progress = _Progress(args.quiet)
+    tumor = args.tumor or ("none" if args.tumor_mask or args.lungs_from else methods.DEFAULT_TUMOR)
     options = PipelineOptions(
         lungs=args.lungs,
-        tumor=args.tumor,
+        tumor=tumor,
         recon=args.recon,
         device=args.device,
         weights=args.weights,
@@ -131,28 +134,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The bundled sample with the best methods built so far.
+    """The bundled sample with the default (best) methods, from the shipped tumour seed.
 
-    No tumour method exists yet (issue 4), so the tumour comes from the shipped reference
-    label through --tumor-mask: this shows the reconstruction and measurements, not a
-    segmentation score (a label is never scored against itself).
+    The computed tumour is scored against the shipped reference label (which the run never
+    sees).
     """
+    from .evaluation import compare_masks
     from .output_folder import write_result
     from .pipeline import PipelineOptions, run_pipeline
 
     progress = _Progress(args.quiet)
-    options = PipelineOptions(tumor_mask_path=SAMPLE_LABEL)
+    options = PipelineOptions(seeds_path=SAMPLE_SEEDS)
     result = run_pipeline(SAMPLE_CT, options, progress)
     for warning in result.warnings:
         sys.stderr.write(f"warning: {warning}\n")
-    out = write_result(result, args.out, overwrite=True, progress=progress)
+    out = write_result(result, args.out, overwrite=True, seeds_path=str(SAMPLE_SEEDS), progress=progress)
     print(f"demo written to {out.resolve()}")
-    print(
-        f"  lungs: {result.methods['lungs']['name']}; tumour: the shipped reference label "
-        f"(no tumour method yet, so no Dice is reported); model: {result.methods['recon']['name']}"
-    )
+    m = result.methods
+    print(f"  lungs: {m['lungs']['name']}; tumour: {m['tumor']['name']} from the shipped seed; model: {m['recon']['name']}")
     for name, mask in result.segments.items():
         print(f"  {name}: {float(mask.sum()) * result.ct.geometry.voxel_volume_ml:.1f} mL")
+    if "tumor" in result.segments:
+        from .ct_io import read_label_on_grid
+
+        reference = read_label_on_grid(SAMPLE_LABEL, result.ct.geometry)
+        scores = compare_masks(result.segments["tumor"], reference, tuple(result.ct.geometry.spacing[::-1]))
+        print(f"  tumour vs the shipped label: Dice {scores['dice']:.3f}, HD95 {scores['hd95_mm']:.1f} mm")
     return 0
 
 

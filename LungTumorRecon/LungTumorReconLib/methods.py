@@ -12,15 +12,15 @@ LUNG_METHODS = ("snake", "threshold", "none")
 TUMOR_METHODS = ("gk", "fcm", "kmeans", "r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet", "none")
 RECON_METHODS = ("gan", "mc", "mc-fairing", "interp-mc", "none")
 DEVICES = ("auto", "cpu", "cuda")
+CLUSTER_TUMOR_METHODS = ("gk", "fcm", "kmeans")
 DEEP_TUMOR_METHODS = ("r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet")
 
 # The best method built so far for each stage, by `make bench` (see README).
 DEFAULT_LUNGS = "snake"
-DEFAULT_TUMOR = "none"
+DEFAULT_TUMOR = "gk"  # seeded when a tumor seed is given, else the best automatic candidate
 DEFAULT_RECON = "mc"
 
 _NOT_YET = {
-    **{("tumor", m): "issue 4" for m in ("gk", "fcm", "kmeans")},
     **{("tumor", m): "issues 6-9" for m in DEEP_TUMOR_METHODS},
     **{("recon", m): "issue 5" for m in ("gan", "mc-fairing", "interp-mc")},
 }

@@ -22,6 +22,7 @@ from .lungs_threshold import ThresholdLungParameters, segment_lungs_threshold
 from .measurements import TumorMeasurement, measure_tumor, split_tumors
 from .seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed, check_seeds_in_volume, read_seeds
 from .segmentation_io import read_segments
+from .tumor_clustering import TumorClusterParameters, segment_tumor_at_seed, tumor_candidates
 
 Progress = Callable[[str], None]
 
@@ -49,6 +50,8 @@ class PipelineResult:
     methods: dict[str, dict]
     device: str
     timings_s: dict[str, float] = field(default_factory=dict)
+    heterogeneity: np.ndarray | None = None  # tumour-like membership, float32 (k, j, i)
+    candidates: list[dict] = field(default_factory=list)  # automatic tumour candidates, best first
 
     @property
     def warnings(self) -> list[str]:
@@ -170,6 +173,8 @@ def run_on_volume(
 
     t = time.perf_counter()
     tumors: list[TumorMeasurement] = []
+    heterogeneity: np.ndarray | None = None
+    candidates: list[dict] = []
     if tumor_from_segmentation:
         used["tumor"] = {"name": "from-file", "parameters": {"file": str(options.lungs_from or "")}}
     elif tumor_mask is not None:
@@ -177,6 +182,10 @@ def run_on_volume(
         if not tumor_mask.any():
             ct.warnings.append("the tumour mask is empty")
         used["tumor"] = {"name": "mask", "parameters": {"file": str(options.tumor_mask_path or "")}}
+    elif options.tumor in methods.CLUSTER_TUMOR_METHODS:
+        progress(f"segmenting the tumour ({options.tumor} clustering)")
+        tumor_mask, heterogeneity, candidates, params = _cluster_tumours(ct, seeds, lungs, options.tumor)
+        used["tumor"] = {"name": options.tumor, "parameters": params.as_dict()}
     else:
         used["tumor"] = {"name": options.tumor, "parameters": {}}
     if tumor_mask is not None and tumor_mask.any():
@@ -206,4 +215,48 @@ def run_on_volume(
         methods=used,
         device=device,
         timings_s=timings,
+        heterogeneity=heterogeneity,
+        candidates=candidates,
     )
+
+
+def _cluster_tumours(
+    ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray], method: str
+) -> tuple[np.ndarray | None, np.ndarray | None, list[dict], TumorClusterParameters]:
+    """One tumour per ``tumor`` seed; without seeds, the best automatic candidate in the lungs."""
+    params = TumorClusterParameters()
+    g = ct.geometry
+    lung_union = None
+    for mask in lungs.values():
+        lung_union = mask.copy() if lung_union is None else lung_union | mask
+    starts = [g.nearest_kji(np.asarray(s.lps)) for s in seeds if s.label == TUMOR]
+    listed: list[dict] = []
+    if not starts:
+        if lung_union is None or not lung_union.any():
+            ct.warnings.append("no tumour seed and no lungs to search: no tumour segment written")
+            return None, None, listed, params
+        found = tumor_candidates(ct.array, g, lung_union)
+        listed = [
+            {
+                "centroid_lps": [float(v) for v in g.kji_to_lps(np.array(c.centroid_kji))],
+                "volume_ml": c.volume_ml,
+                "roundness": c.sphericity_proxy,
+                "elongation": c.elongation,
+                "score": c.score,
+            }
+            for c in found
+        ]
+        if not found:
+            ct.warnings.append("no tumour candidate found in the lungs: no tumour segment written")
+            return None, None, listed, params
+        starts = [found[0].centroid_kji]
+    union = np.zeros(ct.array.shape, dtype=bool)
+    heterogeneity = np.zeros(ct.array.shape, dtype=np.float32)
+    for kji in starts:
+        result = segment_tumor_at_seed(ct.array, g, kji, lung_union, method, params)
+        if not result.mask.any():
+            x, y, z = g.kji_to_lps(np.array(kji))
+            ct.warnings.append(f"no tumour found near the seed at LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm")
+        union |= result.mask
+        np.maximum(heterogeneity, result.membership, out=heterogeneity)
+    return union, heterogeneity, listed, params

@@ -47,6 +47,7 @@ def build_report(
             for name, mask in result.segments.items()
         },
         "tumors": [t.as_dict() for t in result.tumors],
+        "candidates": list(result.candidates),
         "model": model,
         "timings_s": {k: round(float(v), 4) for k, v in timings_s.items()},
         "versions": package_versions(),

@@ -457,6 +457,15 @@ class Scene:
             )
         nodes["model"] = self.add_model(result.surface_lps, name="tumor model") if result.surface_lps else None
         nodes["seeds"] = self.add_seeds(result.seeds, name="Seeds") if result.seeds else None
+        nodes["heterogeneity"] = None
+        if result.heterogeneity is not None and result.heterogeneity.any():
+            # the tumour-like membership as a colour-mapped float volume (intra-tumour heterogeneity)
+            node = self.add_volume(result.heterogeneity.astype(np.float32), g, name="tumor heterogeneity")
+            display = node.GetDisplayNode()
+            if display is not None:
+                display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeRainbow")
+                display.SetWindowLevel(1.0, 0.5)
+            nodes["heterogeneity"] = node
         nodes["volumes_table"] = self.add_table(
             [
                 {"segment": name, "volume_ml": float(m.sum()) * g.voxel_volume_ml, "voxels": int(m.sum())}

@@ -81,6 +81,7 @@ def voxel_features(hu: np.ndarray, spacing_kji: tuple[float, float, float], wind
     """HU and local mean and std (a box window of about ``window_mm``), shape (..., 3)."""
     x = np.clip(hu.astype(np.float32), -1000.0, 400.0)
     size = [max(1, 2 * int(round(window_mm / 2 / s)) + 1) for s in spacing_kji]
+    size[1:] = [max(3, n) for n in size[1:]]  # texture needs at least 3×3 pixels in-plane
     mean = ndi.uniform_filter(x, size=size, mode="nearest")
     sq = ndi.uniform_filter(x * x, size=size, mode="nearest")
     std = np.sqrt(np.maximum(sq - mean * mean, 0.0))

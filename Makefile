@@ -36,6 +36,7 @@ test: install
 
 bench: install
 	$(PY) benchmarks/bench_lungs.py
+	$(PY) benchmarks/bench_tumor.py
 
 clean:
 	rm -rf out .pytest_cache

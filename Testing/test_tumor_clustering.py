@@ -88,3 +88,16 @@ def test_cli_default_is_gk_from_the_seed(tmp_path, small_case):
     assert report["candidates"] and report["candidates"][0]["score"] >= report["candidates"][-1]["score"]
     segments, _ = read_segments(auto / "segmentation.seg.nrrd")
     assert dice(segments["tumor"], tumour) >= 0.85
+
+
+def test_lidc_reader_contours_rebuild_the_vote_map(data):
+    import SimpleITK as sitk
+
+    from LungTumorReconLib.lidc_annotations import read_lidc_reader_masks
+
+    folder = data / "lidc_idri_0001"
+    ct = read_ct(folder / "dicom")
+    votes = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "LIDC-IDRI-0001_small_nodule_votes.nii.gz")))
+    readers = read_lidc_reader_masks(folder / "xml" / "69.xml", ct.geometry)
+    assert len(readers) == 4
+    assert np.array_equal(sum(m.astype(int) for m in readers), votes)

@@ -4,7 +4,6 @@ where clusters are elongated."""
 import time
 
 import numpy as np
-import pytest
 
 from LungTumorReconLib.gk_clustering import fuzzy_c_means, gustafson_kessel, initial_memberships, k_means
 

@@ -33,6 +33,8 @@ from scipy import ndimage as ndi
 from .coordinates import VolumeGeometry
 from .gk_clustering import CLUSTERING
 
+OPENING_FRACTION = 0.6  # of the inscribed radius: structures thinner than 1.2·R are cut off
+
 
 @dataclass(frozen=True)
 class TumorClusterParameters:
@@ -132,7 +134,7 @@ def _separate_vessels(component: np.ndarray, seed: tuple[int, int, int], spacing
     inside = ndi.distance_transform_edt(component, sampling=spacing)
     near_seed = ndi.distance_transform_edt(~_point_mask(component.shape, seed), sampling=spacing)
     r0 = float(inside[near_seed <= max(inside[seed], 2 * max(spacing))].max())
-    radius = max(0.6 * r0, min(spacing))
+    radius = max(OPENING_FRACTION * r0, min(spacing))
     eroded = inside > radius
     if not eroded.any():
         return component

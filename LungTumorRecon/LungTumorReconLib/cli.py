@@ -112,10 +112,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import PipelineOptions, run_pipeline
 
     progress = _Progress(args.quiet)
-    tumor = args.tumor or ("none" if args.tumor_mask or args.lungs_from else methods.DEFAULT_TUMOR)
     options = PipelineOptions(
         lungs=args.lungs,
-        tumor=tumor,
+        tumor=args.tumor,
         recon=args.recon,
         device=args.device,
         weights=args.weights,

@@ -30,7 +30,7 @@ Progress = Callable[[str], None]
 @dataclass
 class PipelineOptions:
     lungs: str = methods.DEFAULT_LUNGS
-    tumor: str = methods.DEFAULT_TUMOR
+    tumor: str | None = None  # None: the default, see resolved_tumor()
     recon: str = methods.DEFAULT_RECON
     device: str = "auto"
     weights: Path | None = None
@@ -58,8 +58,20 @@ class PipelineResult:
         return self.ct.warnings
 
 
+def resolved_tumor(options: PipelineOptions) -> str:
+    """The tumour method: the one asked for, else none when a file brings the tumour
+    (--tumor-mask, --lungs-from), else the default (gk: seeded, or the best candidate)."""
+    if options.tumor is not None:
+        return options.tumor
+    return "none" if options.tumor_mask_path or options.lungs_from else methods.DEFAULT_TUMOR
+
+
 def check_options(options: PipelineOptions) -> str:
-    """Refuse unknown or unbuilt methods, a missing device or a misplaced option; return the device."""
+    """Refuse unknown or unbuilt methods, a missing device or a misplaced option; return the device.
+
+    Fills in ``options.tumor`` when it was left to the default.
+    """
+    options.tumor = resolved_tumor(options)
     methods.check_available("lungs", options.lungs)
     methods.check_available("tumor", options.tumor)
     methods.check_available("recon", options.recon)

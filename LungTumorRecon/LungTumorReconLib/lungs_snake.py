@@ -36,6 +36,7 @@ from .errors import InputError
 from .lung_air import (
     LungAirParameters,
     bounding_box,
+    close_2d,
     fill_small_holes,
     largest_components,
     lung_air,
@@ -92,9 +93,7 @@ def _snake_region(islands: np.ndarray, work: _SliceWork, k: int) -> np.ndarray:
     if box is None:
         return out
     sub = islands[box]
-    # closing by distance maps: exact for a disc, fast
-    dilated = ndi.distance_transform_edt(~sub, sampling=work.spacing) <= params.air.closing_radius_mm
-    closed = ndi.distance_transform_edt(dilated, sampling=work.spacing) > params.air.closing_radius_mm
+    closed = close_2d(sub, work.spacing, params.air.closing_radius_mm)
     region = fill_small_holes(closed | sub, params.air.max_hole_mm2 / (work.spacing[0] * work.spacing[1]))
     energy = work.energy(k)
     offset = np.array([box[0].start, box[1].start])

@@ -32,6 +32,7 @@ from scipy import ndimage as ndi
 
 from .coordinates import VolumeGeometry
 from .gk_clustering import CLUSTERING
+from .lung_air import close_2d
 
 OPENING_FRACTION = 0.6  # of the inscribed radius: structures thinner than 1.2·R are cut off
 
@@ -206,12 +207,10 @@ def segment_tumor_at_seed(
 
 
 def _close_in_plane(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
-    """Per-slice closing with a disc (by distance maps), then the original mask added back."""
+    """Per-slice closing with a disc, with the original mask added back."""
     out = mask.copy()
-    sampling = spacing[1:]
     for k in np.flatnonzero(mask.any(axis=(1, 2))):
-        grown = ndi.distance_transform_edt(~mask[k], sampling=sampling) <= radius_mm
-        out[k] |= ndi.distance_transform_edt(grown, sampling=sampling) > radius_mm
+        out[k] |= close_2d(mask[k], spacing[1:], radius_mm)
     return out
 
 

@@ -101,3 +101,15 @@ def test_lidc_reader_contours_rebuild_the_vote_map(data):
     readers = read_lidc_reader_masks(folder / "xml" / "69.xml", ct.geometry)
     assert len(readers) == 4
     assert np.array_equal(sum(m.astype(int) for m in readers), votes)
+
+
+def test_ibsi_mass_with_no_lungs_stays_in_the_lung_cavity(data):
+    """--lungs none: the neighbourhood is bounded by the lung's convex hull per slice, so the
+    mass is not merged with the chest wall (regression guard; make bench has the numbers)."""
+    from LungTumorReconLib.tumor_clustering import lung_cavity
+
+    ct = read_ct(data / "ibsi_nsclc_crop" / "dicom")
+    truth = read_label_on_grid(data / "ibsi_nsclc_crop" / "nifti" / "mask.nii.gz", ct.geometry)
+    cavity = lung_cavity(ct.array, ct.geometry)
+    result = segment_tumor_at_seed(ct.array, ct.geometry, _deepest(truth, ct.geometry.spacing[::-1]), cavity, "gk")
+    assert dice(result.mask, truth) >= 0.6

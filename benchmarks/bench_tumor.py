@@ -20,7 +20,7 @@ from LungTumorReconLib.evaluation import compare_masks, dice
 from LungTumorReconLib.gk_clustering import fuzzy_c_means, gustafson_kessel
 from LungTumorReconLib.lidc_annotations import read_lidc_reader_masks
 from LungTumorReconLib.lungs_snake import segment_lungs_snake
-from LungTumorReconLib.tumor_clustering import segment_tumor_at_seed, voxel_features
+from LungTumorReconLib.tumor_clustering import lung_cavity, segment_tumor_at_seed, voxel_features
 
 METHODS = ("gk", "fcm", "kmeans")
 
@@ -41,7 +41,7 @@ def cases():
     ):
         ct = read_ct(ct_path)
         truth = read_label_on_grid(label, ct.geometry, threshold=threshold)
-        lungs = None
+        lungs = lung_cavity(ct.array, ct.geometry)  # what the pipeline uses with --lungs none
         if use_lungs:
             found = segment_lungs_snake(ct.array, ct.geometry)
             lungs = np.zeros(truth.shape, bool)

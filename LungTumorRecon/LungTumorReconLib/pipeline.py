@@ -22,7 +22,7 @@ from .lungs_threshold import ThresholdLungParameters, segment_lungs_threshold
 from .measurements import TumorMeasurement, measure_tumor, split_tumors
 from .seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed, check_seeds_in_volume, read_seeds
 from .segmentation_io import read_segments
-from .tumor_clustering import TumorClusterParameters, segment_tumor_at_seed, tumor_candidates
+from .tumor_clustering import TumorClusterParameters, lung_cavity, segment_tumor_at_seed, tumor_candidates
 
 Progress = Callable[[str], None]
 
@@ -243,6 +243,9 @@ def _cluster_tumours(
         lung_union = mask.copy() if lung_union is None else lung_union | mask
     starts = [g.nearest_kji(np.asarray(s.lps)) for s in seeds if s.label == TUMOR]
     listed: list[dict] = []
+    region = lung_union
+    if starts and (lung_union is None or not lung_union.any()):
+        region = lung_cavity(ct.array, g)  # --lungs none: the region around the seed stays in the lung cavity
     if not starts:
         if lung_union is None or not lung_union.any():
             ct.warnings.append("no tumour seed and no lungs to search: no tumour segment written")
@@ -265,7 +268,7 @@ def _cluster_tumours(
     union = np.zeros(ct.array.shape, dtype=bool)
     heterogeneity = np.zeros(ct.array.shape, dtype=np.float32)
     for kji in starts:
-        result = segment_tumor_at_seed(ct.array, g, kji, lung_union, method, params)
+        result = segment_tumor_at_seed(ct.array, g, kji, region, method, params)
         if not result.mask.any():
             x, y, z = g.kji_to_lps(np.array(kji))
             ct.warnings.append(f"no tumour found near the seed at LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm")

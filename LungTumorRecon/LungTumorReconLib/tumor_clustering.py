@@ -206,6 +206,28 @@ def segment_tumor_at_seed(
     return TumorSegmentation(mask=mask, membership=full_membership, seed_kji=seed_kji)
 
 
+def lung_cavity(hu: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
+    """Without lung segments (``--lungs none``): per lung and axial slice, the convex hull of
+    the lung's air (:func:`lung_air.lung_air`). A tumour that fills much of a lung, against the
+    chest wall or mediastinum, stays inside this cavity while the walls, which have its
+    density, mostly do not."""
+    from skimage.morphology import convex_hull_image
+
+    from .lung_air import LungAirParameters, largest_components, lung_air, split_in_two
+
+    params = LungAirParameters()
+    spacing_kji = np.asarray(geometry.spacing[::-1], dtype=float)
+    lungs = largest_components(lung_air(hu, geometry, params), geometry, params)
+    if len(lungs) == 1:
+        lungs = split_in_two(lungs[0], spacing_kji, geometry, params) or lungs
+    cavity = np.zeros(hu.shape, dtype=bool)
+    for lung in lungs:  # one hull per lung and slice: the mediastinum between two lungs stays out
+        for k in np.flatnonzero(lung.any(axis=(1, 2))):
+            if lung[k].sum() >= 3:
+                cavity[k] |= convex_hull_image(lung[k])
+    return cavity
+
+
 def _close_in_plane(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
     """Per-slice closing with a disc, with the original mask added back."""
     out = mask.copy()

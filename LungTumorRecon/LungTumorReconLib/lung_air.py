@@ -171,8 +171,8 @@ def split_in_two(
         parts = split_in_two(coarse, spacing_kji * np.array([1, 2, 2]), geometry, params, _geometry_check=False)
         if parts is None:
             return None
-        up = [np.repeat(np.repeat(p, 2, axis=1), 2, axis=2)[:, : mask.shape[1], : mask.shape[2]] for p in parts]
-        parts = [mask & up[0], mask & ~up[0]]
+        first = upsample_2x(parts[0], mask.shape)
+        parts = [mask & first, mask & ~first]
         return parts if _side_by_side(parts[0], parts[1], geometry, params) else None
     box = bounding_box(mask, margin=(1, 1, 1))
     distance = np.zeros(mask.shape)
@@ -233,6 +233,19 @@ def _split_by_sides(
     split = watershed(-distance, markers, mask=mask)
     parts = [split == 1, split == 2]
     return parts if _plausible_pair(parts, geometry, params, check) else None
+
+
+def max_pool_2x2(mask: np.ndarray) -> np.ndarray:
+    """A (k, j, i) mask made 2× coarser in-plane: a coarse voxel is in when any of its 2×2 is."""
+    k, j, i = mask.shape
+    padded = np.zeros((k, j + j % 2, i + i % 2), dtype=bool)
+    padded[:, :j, :i] = mask
+    return padded.reshape(k, padded.shape[1] // 2, 2, padded.shape[2] // 2, 2).any(axis=(2, 4))
+
+
+def upsample_2x(coarse: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Back from a 2× coarser in-plane grid to ``shape``: each fine voxel takes its coarse voxel's value."""
+    return np.repeat(np.repeat(coarse, 2, axis=1), 2, axis=2)[:, : shape[1], : shape[2]]
 
 
 def name_by_side(lungs: list[np.ndarray], geometry: VolumeGeometry) -> dict[str, np.ndarray]:

@@ -40,8 +40,10 @@ from .lung_air import (
     fill_small_holes,
     largest_components,
     lung_air,
+    max_pool_2x2,
     name_by_side,
     split_in_two,
+    upsample_2x,
 )
 from .seeds_io import LEFT_LUNG, RIGHT_LUNG, Seed
 from .snake_viterbi import SnakeParameters, slice_energy, viterbi_snake
@@ -192,27 +194,19 @@ def _territories(air: np.ndarray, starts: dict[str, np.ndarray], geometry: Volum
         shared = np.isin(labels, list(owned[names[0]] & owned[names[1]]))
         # watershed on a 2× coarser in-plane grid: the same split for a quarter of the work;
         # a coarse voxel is in when any of its 2×2 fine voxels is, so every fine voxel gets a side
-        sub = _any_2x2(shared)
+        sub = max_pool_2x2(shared)
         spacing = np.asarray(geometry.spacing[::-1]) * np.array([1, 2, 2])
         box = bounding_box(sub, margin=(1, 1, 1))
         distance = np.zeros(sub.shape, dtype=np.float32)
         distance[box] = ndi.distance_transform_edt(sub[box], sampling=spacing)
         markers = np.zeros(sub.shape, dtype=np.int32)
         for index, name in enumerate(names, start=1):
-            markers[_any_2x2(starts[name]) & sub] = index
+            markers[max_pool_2x2(starts[name]) & sub] = index
         split = watershed(-distance, markers, mask=sub)
-        full = np.repeat(np.repeat(split, 2, axis=1), 2, axis=2)[:, : air.shape[1], : air.shape[2]]
+        full = upsample_2x(split, air.shape)
         for index, name in enumerate(names, start=1):
             territory[name] = (territory[name] & ~shared) | (shared & (full == index))
     return territory
-
-
-def _any_2x2(mask: np.ndarray) -> np.ndarray:
-    """Max-pool a (k, j, i) mask by 2 in-plane."""
-    k, j, i = mask.shape
-    padded = np.zeros((k, j + j % 2, i + i % 2), dtype=bool)
-    padded[:, :j, :i] = mask
-    return padded.reshape(k, padded.shape[1] // 2, 2, padded.shape[2] // 2, 2).any(axis=(2, 4))
 
 
 def segment_lungs_snake(

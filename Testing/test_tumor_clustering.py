@@ -28,10 +28,10 @@ def lidc(data):
 
 
 def test_lidc_mass_from_a_seed(lidc):
-    """Regression guard (make bench has the numbers): GK reaches Dice 0.86 on the >= 2 consensus."""
+    """Regression guard (make bench has the numbers): GK reaches Dice 0.81 on the >= 2 consensus."""
     ct, lungs, truth = lidc
     result = segment_tumor_at_seed(ct.array, ct.geometry, _deepest(truth, ct.geometry.spacing[::-1]), lungs, "gk")
-    assert dice(result.mask, truth) >= 0.8
+    assert dice(result.mask, truth) >= 0.78
     assert result.membership.max() <= 1.0 and result.membership[result.mask].mean() > 0.5
 
 
@@ -42,7 +42,7 @@ def test_candidates_rank_the_real_mass_first(lidc):
     assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
 
 
-@pytest.mark.parametrize("kind", ["solid", "ground-glass", "juxta-vascular"])
+@pytest.mark.parametrize("kind", ["solid", "ground-glass", "juxta-pleural", "juxta-vascular"])
 def test_synthetic_tumour_kinds(kind):
     from LungTumorReconLib.synthetic_thorax import make_thorax
 
@@ -51,6 +51,41 @@ def test_synthetic_tumour_kinds(kind):
     seed = case.geometry.nearest_kji(np.array(case.seeds["tumor"]))
     result = segment_tumor_at_seed(case.ct, case.geometry, seed, lungs["right lung"] | lungs["left lung"], "gk")
     assert dice(result.mask, case.labels["tumor"]) >= 0.85
+
+
+def test_lung1_nodule_edge_at_half_maximum(data):
+    """The small lung1 nodule (5 mm slices): the partial-volume rim is split at half maximum,
+    as its reader drew it (Dice 0.72 without that rule, 0.87 with it; make bench)."""
+    ct = read_ct(data / "pyradiomics_lung1" / "lung1_image.nrrd")
+    truth = read_label_on_grid(data / "pyradiomics_lung1" / "lung1_label.nrrd", ct.geometry)
+    lungs = segment_lungs_snake(ct.array, ct.geometry)
+    seed = _deepest(truth, ct.geometry.spacing[::-1])
+    union = lungs["right lung"] | lungs["left lung"]
+    with_rule = segment_tumor_at_seed(ct.array, ct.geometry, seed, union, "gk")
+    without = segment_tumor_at_seed(ct.array, ct.geometry, seed, union, "gk",
+                                    TumorClusterParameters(half_maximum_edge=False))
+    assert dice(with_rule.mask, truth) >= 0.8
+    assert dice(with_rule.mask, truth) > dice(without.mask, truth) + 0.05
+
+
+def test_blurred_sphere_volume_at_half_maximum():
+    """A 10 mm radius sphere at 40 HU in -850 HU lung, blurred as a scanner blurs it: the
+    segmented volume is the sphere's own within 10 %, not the blur's wider halo."""
+    from LungTumorReconLib.coordinates import VolumeGeometry
+
+    spacing = (0.8, 0.8, 2.5)  # x, y, z mm
+    shape = (32, 80, 80)  # k, j, i
+    g = VolumeGeometry(size=shape[::-1], spacing=spacing, origin=(0.0, 0.0, 0.0))
+    kk, jj, ii = np.indices(shape)
+    centre = (16, 40, 40)
+    r = np.sqrt(((kk - 16) * 2.5) ** 2 + ((jj - 40) * 0.8) ** 2 + ((ii - 40) * 0.8) ** 2)
+    sphere = r <= 10.0
+    rng = np.random.default_rng(0)
+    hu = np.where(sphere, 40.0, -850.0)
+    hu = ndi.gaussian_filter(hu, sigma=(1.2 / 2.5, 1.2 / 0.8, 1.2 / 0.8)) + rng.normal(0, 15, shape)
+    result = segment_tumor_at_seed(hu.astype(np.float32), g, centre, np.ones(shape, bool), "gk")
+    assert result.mask.sum() == pytest.approx(sphere.sum(), rel=0.10)
+    assert dice(result.mask, sphere) >= 0.9
 
 
 def test_per_slice_clustering_also_finds_the_mass(lidc):
@@ -68,6 +103,7 @@ def test_cli_default_is_gk_from_the_seed(tmp_path, small_case):
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["methods"]["tumor"]["name"] == "gk"
+    assert report["methods"]["tumor"]["parameters"]["per_slice"] is False
     assert report["tumors"][0]["seed_lps"] == pytest.approx(list(seed.lps))
     from LungTumorReconLib.segmentation_io import read_segments
 
@@ -82,9 +118,10 @@ def test_cli_default_is_gk_from_the_seed(tmp_path, small_case):
         scene.close()
     # without a seed: automatic candidates, listed with scores, the best written as the tumour
     auto = tmp_path / "auto"
-    proc = run_cli("run", ct_path, "--out", auto, "--recon", "none")
+    proc = run_cli("run", ct_path, "--out", auto, "--recon", "none", "--tumor-per-slice")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((auto / "report.json").read_text())
+    assert report["methods"]["tumor"]["parameters"]["per_slice"] is True
     assert report["candidates"] and report["candidates"][0]["score"] >= report["candidates"][-1]["score"]
     segments, _ = read_segments(auto / "segmentation.seg.nrrd")
     assert dice(segments["tumor"], tumour) >= 0.85
@@ -105,11 +142,11 @@ def test_lidc_reader_contours_rebuild_the_vote_map(data):
 
 def test_ibsi_mass_with_no_lungs_stays_in_the_lung_cavity(data):
     """--lungs none: the neighbourhood is bounded by the lung's convex hull per slice, so the
-    mass is not merged with the chest wall (regression guard; make bench has the numbers)."""
+    mass is not merged with the chest wall (regression guard: Dice 0.81 in make bench)."""
     from LungTumorReconLib.tumor_clustering import lung_cavity
 
     ct = read_ct(data / "ibsi_nsclc_crop" / "dicom")
     truth = read_label_on_grid(data / "ibsi_nsclc_crop" / "nifti" / "mask.nii.gz", ct.geometry)
     cavity = lung_cavity(ct.array, ct.geometry)
     result = segment_tumor_at_seed(ct.array, ct.geometry, _deepest(truth, ct.geometry.spacing[::-1]), cavity, "gk")
-    assert dice(result.mask, truth) >= 0.6
+    assert dice(result.mask, truth) >= 0.75

@@ -89,6 +89,10 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
         help=f"tumour method (default: {methods.DEFAULT_TUMOR}: from each tumor seed, or without one the best "
         "automatic candidate in the lungs; none when --tumor-mask or --lungs-from brings the tumour)",
     )
+    p.add_argument(
+        "--tumor-per-slice", action="store_true",
+        help="cluster each axial slice of the tumour's neighbourhood on its own, as the paper does (default: in 3D)",
+    )
     p.add_argument("--tumor-mask", type=Path, help="tumour mask image in the same patient space (voxels > 0)")
     p.add_argument(
         "--lungs-from", type=Path, metavar="SEG",
@@ -122,6 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         tumor_mask_path=args.tumor_mask,
         lungs_from=args.lungs_from,
         lung_correction=args.lung_correction,
+        tumor_per_slice=args.tumor_per_slice,
     )
     check_output_dir(args.out, args.overwrite)  # refuse before any work
     result = run_pipeline(args.input, options, progress)

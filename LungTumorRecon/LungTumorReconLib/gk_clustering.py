@@ -61,11 +61,30 @@ def memberships_from_distances(d2: np.ndarray, m: float) -> np.ndarray:
 
 def gk_distances(data: np.ndarray, centers: np.ndarray, covariances: np.ndarray, rho: float = 1.0) -> np.ndarray:
     """D²_ik = (z_i − v_k)ᵀ A_k (z_i − v_k) with A_k = (ρ det F_k)^(1/n) F_k⁻¹, shape (c, N)."""
-    n = data.shape[1]
+    return _gk_distances(data[None, :, :] - centers[:, None, :], covariances, rho)
+
+
+def _gk_distances(diff: np.ndarray, covariances: np.ndarray, rho: float) -> np.ndarray:
+    n = diff.shape[-1]
     scale = (rho * np.linalg.det(covariances)) ** (1.0 / n)  # (c,)
     inverse = np.linalg.inv(covariances)  # (c, n, n)
-    diff = data[None, :, :] - centers[:, None, :]  # (c, N, n)
-    return scale[:, None] * np.einsum("cni,cij,cnj->cn", diff, inverse, diff, optimize=True)
+    # batched matmul (BLAS) rather than a 3-operand einsum: several times faster
+    return scale[:, None] * ((diff @ inverse) * diff).sum(axis=-1)
+
+
+def predict_memberships(result: FuzzyResult, data: np.ndarray, m: float = 2.0, rho: float = 1.0) -> np.ndarray:
+    """Memberships of new points in fitted clusters (c, N): GK's norms when the result has
+    covariances, Euclidean (FCM) otherwise; crisp when the fit was crisp (K-means)."""
+    data = np.asarray(data, dtype=np.float64)
+    diff = data[None, :, :] - result.centers[:, None, :]
+    if result.covariances is not None:
+        return memberships_from_distances(_gk_distances(diff, result.covariances, rho), m)
+    d2 = (diff * diff).sum(axis=-1)
+    if np.isin(result.memberships, (0.0, 1.0)).all():
+        u = np.zeros_like(d2)
+        u[np.argmin(d2, axis=0), np.arange(d2.shape[1])] = 1.0
+        return u
+    return memberships_from_distances(d2, m)
 
 
 def gustafson_kessel(
@@ -91,9 +110,9 @@ def gustafson_kessel(
         weight = um.sum(axis=1)  # (c,)
         centers = (um @ data) / weight[:, None]
         diff = data[None, :, :] - centers[:, None, :]
-        F = np.einsum("cn,cni,cnj->cij", um, diff, diff, optimize=True) / weight[:, None, None]
+        F = (np.swapaxes(diff * um[:, :, None], 1, 2) @ diff) / weight[:, None, None]
         F = _condition(F, data_cov, gamma, max_condition)
-        d2 = gk_distances(data, centers, F, rho)
+        d2 = _gk_distances(diff, F, rho)
         new_u = memberships_from_distances(d2, m)
         change = float(np.abs(new_u - u).max())
         u = new_u

@@ -38,6 +38,7 @@ class PipelineOptions:
     tumor_mask_path: Path | None = None
     lungs_from: Path | None = None  # start from this segmentation's lungs instead of computing them
     lung_correction: Path | None = None  # a corrected contour of one lung on one slice
+    tumor_per_slice: bool = False  # cluster each axial slice on its own (the paper), not in 3D
 
 
 @dataclass
@@ -196,7 +197,7 @@ def run_on_volume(
         used["tumor"] = {"name": "mask", "parameters": {"file": str(options.tumor_mask_path or "")}}
     elif options.tumor in methods.CLUSTER_TUMOR_METHODS:
         progress(f"segmenting the tumour ({options.tumor} clustering)")
-        tumor_mask, heterogeneity, candidates, params = _cluster_tumours(ct, seeds, lungs, options.tumor)
+        tumor_mask, heterogeneity, candidates, params = _cluster_tumours(ct, seeds, lungs, options.tumor, options.tumor_per_slice)
         used["tumor"] = {"name": options.tumor, "parameters": params.as_dict()}
     else:
         used["tumor"] = {"name": options.tumor, "parameters": {}}
@@ -233,10 +234,10 @@ def run_on_volume(
 
 
 def _cluster_tumours(
-    ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray], method: str
+    ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray], method: str, per_slice: bool = False
 ) -> tuple[np.ndarray | None, np.ndarray | None, list[dict], TumorClusterParameters]:
     """One tumour per ``tumor`` seed; without seeds, the best automatic candidate in the lungs."""
-    params = TumorClusterParameters()
+    params = TumorClusterParameters(per_slice=per_slice)
     g = ct.geometry
     lung_union = None
     for mask in lungs.values():

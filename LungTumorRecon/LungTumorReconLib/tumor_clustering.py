@@ -3,8 +3,9 @@
 For each ``tumor`` seed:
 
 1. a neighbourhood around the seed (``roi_radius_mm``, grown while the tumour reaches its
-   edge), inside the lung segments when there are lungs (so juxta-pleural tumours, which
-   the lung contours enclose, are reachable), else the whole neighbourhood (``--lungs none``);
+   edge), inside the lung segments when there are lungs (a seed just outside them, on a
+   juxta-pleural tumour that indents the lung contour, uses each lung's per-slice convex
+   hull, which takes the indentation back), else the whole neighbourhood (``--lungs none``);
 2. per-voxel features: HU, and the local mean and standard deviation in a small window
    (texture), standardised;
 3. clustering of the neighbourhood alone, in 3D or slice by slice as in the paper, with GK,
@@ -13,9 +14,10 @@ For each ``tumor`` seed:
    a parenchyma split by its texture does not: clusters are formed in the seed's
    neighbourhood and only their centres are compared with a level, not every voxel;
 4. the tumour is the connected region of voxels whose tumour-like membership exceeds 0.5
-   that holds the seed (or lies nearest to it); vessels touching it are cut off by an opening
-   scaled to the tumour, and what the opening shaved off the tumour's own border (spicule
-   roots, lobulations) is given back within the opening radius;
+   that holds the seed (or lies nearest to it); its partial-volume rim is split at half
+   maximum, halfway between the lung's HU and the tissue's just inside; vessels touching it
+   are cut off by an opening scaled to the tumour, and what the opening shaved off the
+   tumour's own border (lobulations) is given back where a finer opening keeps it;
 5. holes are filled.
 
 The tumour-like membership over the neighbourhood is kept as a "heterogeneity map".
@@ -31,10 +33,12 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .coordinates import VolumeGeometry
-from .gk_clustering import CLUSTERING
-from .lung_air import close_2d
+from .gk_clustering import CLUSTERING, predict_memberships
 
 OPENING_FRACTION = 0.6  # of the inscribed radius: structures thinner than 1.2·R are cut off
+# what the opening shaved off is given back where an opening this much finer keeps it:
+# lobulations and the tumour's rounded rim return, vessels thinner than that stay off
+GIVE_BACK_FRACTION = 0.7
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,19 @@ class TumorClusterParameters:
     # −650 HU up, solid); lighter ones are aerated lung, however the texture splits it
     tumor_cluster_min_hu: float = -650.0
     seed_search_mm: float = 10.0
-    # a seed outside the lung outline (a juxta-pleural tumour that indents it): the lungs are
-    # closed in-plane by this much, so that the tumour is inside the clustered region
-    pleural_reach_mm: float = 15.0
+    max_fit_voxels: int = 30000
+    seed_cluster: bool = True
+    seed_radius_mm: float = 2.0
     per_slice: bool = False  # cluster each axial slice of the neighbourhood on its own
     # GK only: blend each cluster covariance with the data's (Babuška et al. 2002); HU and its
     # local mean are strongly correlated, and without it GK's clusters stretch along that
     # diagonal and split the lung by texture instead of density
     gk_gamma: float = 0.1
+    # the tumour's edge where the HU crosses halfway between the lung and the tumour tissue
+    # just inside (the half-maximum rule for a blurred edge): the partial-volume rim, which a
+    # ground-glass cluster would otherwise claim, is split as a reader would split it
+    half_maximum_edge: bool = True
+    edge_rim_mm: float = 2.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -91,19 +100,58 @@ def voxel_features(hu: np.ndarray, spacing_kji: tuple[float, float, float], wind
     return np.stack([x, mean, std], axis=-1)
 
 
-def _cluster(features: np.ndarray, method: str, params: TumorClusterParameters) -> np.ndarray:
-    """Tumour-like membership of each row of ``features``: 1 − membership of the lowest-HU cluster."""
+def _cluster(
+    features: np.ndarray, method: str, params: TumorClusterParameters, at_seed: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """Tumour-like membership of each row of ``features`` (the summed membership of the
+    clusters denser than ``tumor_cluster_min_hu``), and the HU of the lightest cluster's
+    centre (the aerated lung around the tumour)."""
     if len(features) < 4 * params.n_clusters:
-        return (features[:, 0] > -500).astype(np.float32)
+        return (features[:, 0] > -500).astype(np.float32), -850.0
     z = (features - features.mean(axis=0)) / np.maximum(features.std(axis=0), 1e-6)
     fn = CLUSTERING[method]
     extra = {"gamma": params.gk_gamma} if method == "gk" else {}
-    result = fn(z, params.n_clusters, m=params.m, tol=params.tol, max_iter=params.max_iter, seed=params.seed, **extra)
+    # a large neighbourhood is fitted on a fixed random sample (its cluster statistics are
+    # those of the whole to well under a HU) and every voxel then gets memberships from the fit
+    fit = z
+    if len(z) > params.max_fit_voxels:
+        rng = np.random.default_rng(params.seed)
+        fit = z[np.sort(rng.choice(len(z), params.max_fit_voxels, replace=False))]
+    result = fn(fit, params.n_clusters, m=params.m, tol=params.tol, max_iter=params.max_iter, seed=params.seed, **extra)
+    memberships = result.memberships if fit is z else predict_memberships(result, z, m=params.m)
     hu_of_center = result.centers[:, 0] * features[:, 0].std() + features[:, 0].mean()
     tumour_like = hu_of_center > params.tumor_cluster_min_hu
+    if at_seed is not None and at_seed.any() and params.seed_cluster:
+        # the user clicked tumour: the cluster the seed's voxels belong to most is tumour,
+        # unless it is the aerated lung itself
+        own = int(np.argmax(memberships[:, at_seed].mean(axis=1)))
+        if hu_of_center[own] > hu_of_center.min():
+            tumour_like[own] = True
     if not tumour_like.any():
         tumour_like = hu_of_center == hu_of_center.max()
-    return result.memberships[tumour_like].sum(axis=0).astype(np.float32)
+    return memberships[tumour_like].sum(axis=0).astype(np.float32), float(hu_of_center.min())
+
+
+def _half_maximum_edge(
+    component: np.ndarray, hu: np.ndarray, background_hu: float, seed, spacing, params: TumorClusterParameters
+) -> np.ndarray:
+    """Drop rim voxels (within ``edge_rim_mm`` of the outside) whose HU is below halfway between
+    the lung (``background_hu``) and the tissue just inside them (the mean HU, in a small
+    window, of the nearest voxel deeper than the rim); keep the part holding the seed."""
+    depth = ndi.distance_transform_edt(component, sampling=spacing)
+    core = depth > params.edge_rim_mm
+    if not core.any():  # a small nodule: its deepest voxels are its core
+        core = depth >= 0.5 * depth.max()
+    inner = np.where(core, hu, 0.0).astype(np.float32)
+    size = [3 if s < 3.0 else 1 for s in spacing]
+    weight = ndi.uniform_filter(core.astype(np.float32), size=size)
+    inner_mean = ndi.uniform_filter(inner, size=size) / np.maximum(weight, 1e-6)
+    _, nearest = ndi.distance_transform_edt(~core, sampling=spacing, return_indices=True)
+    tissue = inner_mean[tuple(nearest)]
+    keep = component & (core | (hu >= 0.5 * (background_hu + tissue)))
+    labels, _ = ndi.label(keep)
+    lab = _nearest_label(labels, seed, spacing, params.seed_search_mm)
+    return labels == lab if lab else component
 
 
 def _nearest_label(labels: np.ndarray, point: tuple[int, int, int], spacing, reach_mm: float) -> int:
@@ -129,8 +177,9 @@ def _separate_vessels(component: np.ndarray, seed: tuple[int, int, int], spacing
     The tumour's own thickness is its inscribed radius R near the seed (the largest distance
     to its border within R of the seed). An opening with a ball of 0.6·R (by distance maps:
     exact and fast at any radius) removes structures thinner than 1.2·R; the part holding the
-    seed is kept, and the border the opening shaved off it (lobulations, spicule roots) is
-    given back within the ball's radius.
+    seed is kept. The border the opening shaved off it (lobulations, the rim of a lobulated
+    tumour) is given back within the ball's radius where a finer opening (0.7× the ball)
+    keeps it, so that vessels running along the tumour's surface stay off.
     """
     inside = ndi.distance_transform_edt(component, sampling=spacing)
     near_seed = ndi.distance_transform_edt(~_point_mask(component.shape, seed), sampling=spacing)
@@ -145,9 +194,17 @@ def _separate_vessels(component: np.ndarray, seed: tuple[int, int, int], spacing
     if lab == 0:
         return component
     core = labels == lab
-    near = ndi.distance_transform_edt(~core, sampling=spacing) <= radius + max(spacing)
+    from_core = ndi.distance_transform_edt(~core, sampling=spacing)
+    fine = max(GIVE_BACK_FRACTION * radius, min(spacing))
+    finely_opened = ndi.distance_transform_edt(~(inside > fine), sampling=spacing) <= fine
+    near = core | ((from_core <= radius) & finely_opened)
     labels, _ = ndi.label(component & near)
     return labels == labels[tuple(np.argwhere(core)[0])]
+
+
+def _ball_mask(shape, centre, spacing, radius_mm: float) -> np.ndarray:
+    grid = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)) <= radius_mm**2
 
 
 def _point_mask(shape, point) -> np.ndarray:
@@ -175,21 +232,27 @@ def segment_tumor_at_seed(
         if use_lungs and lungs[seed_kji]:
             domain = lungs[box]
         elif use_lungs:  # a seed just outside the lung outline: a juxta-pleural tumour indenting it
-            domain = _close_in_plane(lungs[box], spacing, params.pleural_reach_mm)
+            domain = lungs[box] | hull_per_lung_and_slice(lungs, box)
         else:
             domain = np.ones(tuple(b.stop - b.start for b in box), dtype=bool)
         feats = voxel_features(hu[box], spacing, params.texture_window_mm)
         membership = np.zeros(domain.shape, dtype=np.float32)
         if params.per_slice:
+            backgrounds = []
             for k in range(domain.shape[0]):
                 if domain[k].sum() >= 4 * params.n_clusters:
-                    membership[k][domain[k]] = _cluster(feats[k][domain[k]], method, params)
+                    membership[k][domain[k]], b = _cluster(feats[k][domain[k]], method, params)
+                    backgrounds.append(b)
+            background_hu = float(np.median(backgrounds)) if backgrounds else -850.0
         else:
-            membership[domain] = _cluster(feats[domain], method, params)
+            near_seed = _ball_mask(domain.shape, local_seed, spacing, params.seed_radius_mm)
+            membership[domain], background_hu = _cluster(feats[domain], method, params, near_seed[domain])
         dense = (membership > params.membership_threshold) & domain
         labels, _ = ndi.label(dense)
         lab = _nearest_label(labels, local_seed, spacing, params.seed_search_mm)
         component = labels == lab if lab else np.zeros_like(dense)
+        if component.any() and params.half_maximum_edge:
+            component = _half_maximum_edge(component, hu[box], background_hu, local_seed, spacing, params)
         if component.any():
             component = _separate_vessels(component, local_seed, spacing)
         # a tumour (vessels cut off) that reaches the neighbourhood's edge needs a larger one
@@ -211,8 +274,6 @@ def lung_cavity(hu: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
     the lung's air (:func:`lung_air.lung_air`). A tumour that fills much of a lung, against the
     chest wall or mediastinum, stays inside this cavity while the walls, which have its
     density, mostly do not."""
-    from skimage.morphology import convex_hull_image
-
     from .lung_air import LungAirParameters, largest_components, lung_air, split_in_two
 
     params = LungAirParameters()
@@ -220,19 +281,27 @@ def lung_cavity(hu: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
     lungs = largest_components(lung_air(hu, geometry, params), geometry, params)
     if len(lungs) == 1:
         lungs = split_in_two(lungs[0], spacing_kji, geometry, params) or lungs
-    cavity = np.zeros(hu.shape, dtype=bool)
-    for lung in lungs:  # one hull per lung and slice: the mediastinum between two lungs stays out
-        for k in np.flatnonzero(lung.any(axis=(1, 2))):
-            if lung[k].sum() >= 3:
-                cavity[k] |= convex_hull_image(lung[k])
-    return cavity
+    labels = np.zeros(hu.shape, dtype=np.int32)
+    for index, lung in enumerate(lungs, start=1):
+        labels[lung] = index
+    return hull_per_lung_and_slice(labels)
 
 
-def _close_in_plane(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
-    """Per-slice closing with a disc, with the original mask added back."""
-    out = mask.copy()
-    for k in np.flatnonzero(mask.any(axis=(1, 2))):
-        out[k] |= close_2d(mask[k], spacing[1:], radius_mm)
+def hull_per_lung_and_slice(lungs: np.ndarray, box: tuple[slice, ...] | None = None) -> np.ndarray:
+    """Per lung (3D connected component, or label of an int array) and axial slice, the
+    convex hull of its in-plane section, cropped to ``box``. The costal side of a lung is
+    convex, so its hull takes back a tumour that indents it (juxta-pleural); one hull per
+    lung keeps the mediastinum between the two lungs out."""
+    from skimage.morphology import convex_hull_image
+
+    labels = lungs if lungs.dtype != bool else ndi.label(lungs)[0]
+    box = box or tuple(slice(0, n) for n in lungs.shape)
+    out = np.zeros(tuple(b.stop - b.start for b in box), dtype=bool)
+    for k in range(box[0].start, box[0].stop):
+        for index in np.unique(labels[k][box[1:]]):
+            section = labels[k] == index
+            if index and section.sum() >= 3:
+                out[k - box[0].start] |= convex_hull_image(section)[box[1:]]
     return out
 
 

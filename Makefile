@@ -37,6 +37,7 @@ test: install
 bench: install
 	$(PY) benchmarks/bench_lungs.py
 	$(PY) benchmarks/bench_tumor.py
+	$(PY) benchmarks/bench_recon.py
 
 clean:
 	rm -rf out .pytest_cache

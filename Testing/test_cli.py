@@ -40,7 +40,7 @@ def test_report_matches_schema_and_content(full_run, chest64):
     g = chest64.geometry
     assert report["input"]["size"] == list(g.size)
     assert report["methods"]["lungs"]["name"] == "snake"
-    assert report["methods"]["recon"]["name"] == "mc"
+    assert report["methods"]["recon"]["name"] == "interp-mc"
     assert set(report["segments"]) == {"right lung", "left lung", "tumor"}
     assert report["segments"]["tumor"]["voxels"] == int(tumour.sum())
     (t,) = report["tumors"]
@@ -148,7 +148,6 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, dat
     assert "outside the CT" in _bad(tmp_path, capsys, "run", ct_path, "--seeds", far)
     assert "not available yet" in _bad(tmp_path, capsys, "run", ct_path, "--tumor", "resunet")
     assert "not available yet" in _bad(tmp_path, capsys, "run", ct_path, "--tumor", "lnhg")
-    assert "not available yet" in _bad(tmp_path, capsys, "run", ct_path, "--recon", "gan")
     assert "invalid choice" in _bad(tmp_path, capsys, "run", ct_path, "--tumor", "magic")
     assert "--weights" in _bad(tmp_path, capsys, "run", ct_path, "--weights", mask_path)
     assert "not a readable" in _bad(tmp_path, capsys, "run", ct_path, "--tumor-mask", text)

@@ -82,7 +82,7 @@ def check_options(options: PipelineOptions) -> str:
         raise UnavailableError("--weights is only used by the deep tumour methods")
     if options.lung_correction is not None and options.lungs == "none" and options.lungs_from is None:
         raise UnavailableError("--lung-correction needs lungs: use --lungs snake|threshold or --lungs-from")
-    return methods.resolve_device(options.device, needs_torch=options.tumor in methods.DEEP_TUMOR_METHODS)
+    return methods.resolve_device(options.device, needs_torch=options.tumor in methods.DEEP_TUMOR_METHODS or options.recon == "gan")
 
 
 @dataclass
@@ -211,10 +211,10 @@ def run_on_volume(
     surface = None
     if options.recon != "none" and TUMOR in segments:
         progress(f"reconstructing the tumour surface ({options.recon})")
-        from .surface_marching_cubes import marching_cubes_surface
+        from .surface_reconstruction import RECON_PARAMETERS, reconstruct_surface
 
-        surface = marching_cubes_surface(segments[TUMOR], ct.geometry)
-        used["recon"] = {"name": "mc", "parameters": {"level": 0.5}}
+        surface = reconstruct_surface(options.recon, segments[TUMOR], ct.geometry, ct.array, device)
+        used["recon"] = {"name": options.recon, "parameters": RECON_PARAMETERS[options.recon]}
     else:
         used["recon"] = {"name": options.recon if TUMOR in segments else "none", "parameters": {}}
     timings["recon"] = time.perf_counter() - t

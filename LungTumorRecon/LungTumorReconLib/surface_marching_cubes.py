@@ -1,4 +1,6 @@
-"""``--recon mc``: the tumour surface by marching cubes (Lorensen & Cline 1987) with VTK.
+"""``--recon mc`` and ``--recon mc-fairing``: the tumour surface by marching cubes (Lorensen &
+Cline 1987) with VTK, and the same surface faired by windowed-sinc smoothing (Taubin,
+Zhang & Golub 1996), which removes the staircase of thick slices without shrinking it.
 
 The surface is returned as ``vtkPolyData`` in LPS millimetres; the scene layer writes it
 the way Slicer writes models.
@@ -56,19 +58,52 @@ def transform_polydata(polydata, matrix: np.ndarray):
 
 def marching_cubes_surface(mask: np.ndarray, geometry: VolumeGeometry):
     """Marching cubes at the 0.5 level of a binary (k, j, i) mask; vtkPolyData in LPS mm."""
-    from vtkmodules.vtkFiltersCore import vtkMarchingCubes, vtkPolyDataNormals
-
     if not mask.any():
         raise ValueError("empty mask: no surface to build")
     image, offset_ijk = mask_to_vtk_image(mask.astype(np.uint8))
+    return iso_surface(image, offset_ijk, geometry, 0.5)
+
+
+def iso_surface(image, offset_ijk, geometry: VolumeGeometry, level: float):
+    """Marching cubes of a vtkImageData on ``geometry``'s grid (shifted by ``offset_ijk``)."""
+    from vtkmodules.vtkFiltersCore import vtkMarchingCubes
+
     mc = vtkMarchingCubes()
     mc.SetInputData(image)
-    mc.SetValue(0, 0.5)
+    mc.SetValue(0, level)
     mc.ComputeNormalsOff()
     mc.Update()
     to_ijk = np.eye(4)
     to_ijk[:3, 3] = offset_ijk
-    surface = transform_polydata(mc.GetOutput(), geometry.ijk_to_lps_matrix() @ to_ijk)
+    return with_normals(transform_polydata(mc.GetOutput(), geometry.ijk_to_lps_matrix() @ to_ijk))
+
+
+def fair_surface(polydata, iterations: int = 30, pass_band: float = 0.01):
+    """Windowed-sinc fairing: a low-pass filter on the mesh, so the surface keeps its volume
+    (unlike Laplacian smoothing, which shrinks it). ``pass_band`` 0.01 is strong smoothing;
+    coordinates are normalised first, as VTK recommends, so it does not depend on the size."""
+    from vtkmodules.vtkFiltersCore import vtkWindowedSincPolyDataFilter
+
+    f = vtkWindowedSincPolyDataFilter()
+    f.SetInputData(polydata)
+    f.SetNumberOfIterations(iterations)
+    f.SetPassBand(pass_band)
+    f.NormalizeCoordinatesOn()
+    f.BoundarySmoothingOff()
+    f.FeatureEdgeSmoothingOff()
+    f.NonManifoldSmoothingOn()
+    f.Update()
+    return with_normals(f.GetOutput())
+
+
+def marching_cubes_fairing_surface(mask: np.ndarray, geometry: VolumeGeometry, pass_band: float = 0.01):
+    """``--recon mc-fairing``: marching cubes, then windowed-sinc fairing."""
+    return fair_surface(marching_cubes_surface(mask, geometry), pass_band=pass_band)
+
+
+def with_normals(surface):
+    from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
+
     normals = vtkPolyDataNormals()
     normals.SetInputData(surface)
     normals.ConsistencyOn()
@@ -88,3 +123,31 @@ def surface_volume_ml(polydata) -> float:
     mp.SetInputConnection(tri.GetOutputPort())
     mp.Update()
     return float(mp.GetVolume()) / 1000.0
+
+
+def surface_to_mask(polydata_lps, geometry: VolumeGeometry) -> np.ndarray:
+    """Voxelise a closed surface (LPS mm) on ``geometry``'s grid: (k, j, i) bool, True for
+    voxel centres inside it (vtkPolyDataToImageStencil). For scoring surfaces against masks."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkCommonDataModel import vtkImageData
+    from vtkmodules.vtkImagingStencil import vtkImageStencil, vtkPolyDataToImageStencil
+
+    surface_ijk = transform_polydata(polydata_lps, np.linalg.inv(geometry.ijk_to_lps_matrix()))
+    ni, nj, nk = geometry.size
+    stencil = vtkPolyDataToImageStencil()
+    stencil.SetInputData(surface_ijk)
+    stencil.SetOutputOrigin(0.0, 0.0, 0.0)
+    stencil.SetOutputSpacing(1.0, 1.0, 1.0)
+    stencil.SetOutputWholeExtent(0, ni - 1, 0, nj - 1, 0, nk - 1)
+    stencil.Update()
+    blank = vtkImageData()
+    blank.SetDimensions(ni, nj, nk)
+    blank.AllocateScalars(3, 1)  # VTK_UNSIGNED_CHAR
+    vtk_to_numpy(blank.GetPointData().GetScalars())[:] = 1
+    apply = vtkImageStencil()
+    apply.SetInputData(blank)
+    apply.SetStencilConnection(stencil.GetOutputPort())
+    apply.ReverseStencilOff()
+    apply.SetBackgroundValue(0)
+    apply.Update()
+    return vtk_to_numpy(apply.GetOutput().GetPointData().GetScalars()).reshape(nk, nj, ni).astype(bool)

@@ -927,17 +927,24 @@ def _make_tumor(rng, kind: str, side: str, anatomy: _Anatomy, others: list[_Tumo
         return None
     centre = pts[rng.choice(cand)] + rng.uniform(-1.0, 1.0, 3)
     tumor = _Tumor(kind, side, centre, radius)
+    tumor.layers.extend(_free_tumor_layers(rng, kind, centre, radius))
+    return tumor
+
+
+def _free_tumor_layers(rng, kind: str, centre, radius: float) -> list[tuple[list, float, str, float]]:
+    """The painted layers of a tumour that touches nothing: solid, ground-glass, part-solid
+    or spiculated, at ``centre`` with nominal ``radius`` (mm)."""
     if kind == "solid":
-        tumor.layers.append(([_Lesion(rng, centre, radius, 0.06)], HU_TUMOR_SOLID, "over", TUMOR_SOLID_TEXTURE_HU))
-    elif kind == "ground-glass":
-        tumor.layers.append(([_Lesion(rng, centre, radius, 0.08)], HU_TUMOR_GGO, "raise", TUMOR_GGO_TEXTURE_HU))
-    elif kind == "part-solid":
+        return [([_Lesion(rng, centre, radius, 0.06)], HU_TUMOR_SOLID, "over", TUMOR_SOLID_TEXTURE_HU)]
+    if kind == "ground-glass":
+        return [([_Lesion(rng, centre, radius, 0.08)], HU_TUMOR_GGO, "raise", TUMOR_GGO_TEXTURE_HU)]
+    if kind == "part-solid":
         halo = _Lesion(rng, centre, radius, 0.08)
         core_centre = centre + _norm(rng.standard_normal(3)) * radius * rng.uniform(0.0, 0.2)
         core = _Lesion(rng, core_centre, radius * rng.uniform(0.4, 0.55), 0.08)
-        tumor.layers.append(([halo], HU_TUMOR_GGO_HALO, "raise", TUMOR_GGO_TEXTURE_HU))
-        tumor.layers.append(([core], HU_TUMOR_SOLID, "over", TUMOR_SOLID_TEXTURE_HU))
-    elif kind == "spiculated":
+        return [([halo], HU_TUMOR_GGO_HALO, "raise", TUMOR_GGO_TEXTURE_HU),
+                ([core], HU_TUMOR_SOLID, "over", TUMOR_SOLID_TEXTURE_HU)]
+    if kind == "spiculated":
         body = _Lesion(rng, centre, radius, 0.12)
         spicules = []  # tapering strands radiating from the surface into the lung
         for _ in range(int(rng.integers(14, 23))):
@@ -945,8 +952,30 @@ def _make_tumor(rng, kind: str, side: str, anatomy: _Anatomy, others: list[_Tumo
             tip_dir = _norm(u + 0.25 * rng.standard_normal(3))
             length = radius * rng.uniform(0.6, 1.1)
             spicules.append(_Capsule(centre + u * radius * 0.7, centre + tip_dir * (radius + length), rng.uniform(1.4, 2.2), 0.4))
-        tumor.layers.append(([body] + spicules, HU_TUMOR_SOLID, "over", TUMOR_SOLID_TEXTURE_HU))
-    return tumor
+        return [([body] + spicules, HU_TUMOR_SOLID, "over", TUMOR_SOLID_TEXTURE_HU)]
+    raise ValueError(f"not a free-standing tumour kind: {kind!r}")
+
+
+FREE_TUMOR_KINDS = ("solid", "part-solid", "ground-glass", "spiculated")
+
+
+def tumor_shape(kind: str, radius_mm: float, seed: int):
+    """A random tumour shape of ``kind`` centred at the origin, as the thorax draws them:
+    returns (field, extent_mm), where ``field(x, y, z)`` (mm, LPS) is ≤ 0 inside (the union
+    of its shapes) and the shape lies within ±extent_mm of the origin. For making fine
+    truths of any resolution (the 3D reconstruction's training and benchmark)."""
+    rng = np.random.default_rng(seed)
+    layers = _free_tumor_layers(rng, kind, np.zeros(3), float(radius_mm))
+    shapes = [shape for layer_shapes, *_ in layers for shape in layer_shapes]
+    extent = float(max(np.abs(np.concatenate([sh.lo, sh.hi])).max() for sh in shapes))
+
+    def field(x, y, z):
+        out = shapes[0].field(x, y, z)
+        for shape in shapes[1:]:
+            out = np.minimum(out, shape.field(x, y, z))
+        return out
+
+    return field, extent
 
 
 class _ValueNoise:

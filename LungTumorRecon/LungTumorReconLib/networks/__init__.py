@@ -1,0 +1,1 @@
+"""The seed papers' networks, one per file (MONAI networks/nets style)."""

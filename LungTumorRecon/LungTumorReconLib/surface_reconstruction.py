@@ -1,0 +1,48 @@
+"""The tumour's 3D surface from its segmentation, by each ``--recon`` method.
+
+Every method takes the (k, j, i) mask, its geometry and the CT (HU, same grid; the learned
+method uses its partial-volume intensities) and returns a closed vtkPolyData in LPS mm.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .coordinates import VolumeGeometry
+from .shape_interpolation import interpolation_marching_cubes_surface
+from .surface_marching_cubes import marching_cubes_fairing_surface, marching_cubes_surface
+
+Reconstruction = Callable[[np.ndarray, VolumeGeometry, "np.ndarray | None"], object]
+
+RECONSTRUCTIONS: dict[str, Reconstruction] = {
+    "mc": lambda mask, geometry, ct=None: marching_cubes_surface(mask, geometry),
+    "mc-fairing": lambda mask, geometry, ct=None: marching_cubes_fairing_surface(mask, geometry),
+    "interp-mc": lambda mask, geometry, ct=None: interpolation_marching_cubes_surface(mask, geometry),
+    "gan": lambda mask, geometry, ct=None: _gan(mask, geometry, ct),
+}
+
+
+def _gan(mask, geometry, ct, device: str = "cpu"):
+    from .surface_gan import gan_surface
+
+    return gan_surface(mask, geometry, ct, device=device)
+
+# what report.json records of each method
+RECON_PARAMETERS: dict[str, dict] = {
+    "mc": {"level": 0.5},
+    "mc-fairing": {"level": 0.5, "fairing": "windowed sinc", "iterations": 30, "pass_band": 0.01},
+    "interp-mc": {"interpolation": "signed distance, cubic B-spline along k", "slice_mm": "in-plane spacing",
+                  "level": 0.0},
+    "gan": {"model": "slice-lstm-gan", "grid": "64^3 over the tumour's box", "level": "logit 0"},
+}
+
+
+def reconstruct_surface(
+    method: str, mask: np.ndarray, geometry: VolumeGeometry, ct: np.ndarray | None = None, device: str = "cpu"
+):
+    """The tumour surface by ``method`` (one of :data:`RECONSTRUCTIONS`); ``device`` is for the GAN."""
+    if method == "gan":
+        return _gan(mask, geometry, ct, device)
+    return RECONSTRUCTIONS[method](mask, geometry, ct)

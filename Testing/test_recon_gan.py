@@ -114,3 +114,20 @@ def test_training_with_two_processes_gloo(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads((tmp_path / "run" / "training.json").read_text())
     assert info["processes"] == 2 and info["steps"] == 2
+
+
+def test_cli_recon_weights_are_checked_before_any_work(tmp_path, small_case):
+    from conftest import run_cli
+
+    ct_path, _, seeds_path, _, _ = small_case
+    marker = Path("/tmp/lungtumorrecon-pickle-ran")
+    marker.unlink(missing_ok=True)
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps({"weights": _Boom()}))
+    out = tmp_path / "out"
+    for extra in (["--recon", "gan", "--recon-weights", str(evil)], ["--recon", "mc", "--recon-weights", str(evil)]):
+        proc = run_cli("run", ct_path, "--out", out, "--seeds", seeds_path, *extra)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+        assert not out.exists() and not marker.exists()

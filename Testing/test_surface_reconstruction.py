@@ -104,10 +104,14 @@ def test_cli_recon_methods(tmp_path, small_case):
     assert report["methods"]["recon"]["name"] == "interp-mc"
     assert (out / "tumor.vtk").stat().st_size > 1000
     gan = tmp_path / "gan"
+    from LungTumorReconLib.resources import resource_path
+
+    weights = resource_path("Models", "slice-lstm-gan.safetensors")  # given explicitly, as --recon-weights
     proc = run_cli("run", ct_path, "--out", gan, "--seeds", seeds_path, "--recon", "gan", "--lungs", "threshold",
-                   "--device", "cpu")
+                   "--device", "cpu", "--recon-weights", weights)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((gan / "report.json").read_text())
     assert report["methods"]["recon"]["name"] == "gan"
+    assert report["methods"]["recon"]["parameters"]["weights"] == str(weights)
     # the model sits on the tumour: its volume is the mask's within 15 %
     assert report["model"]["volume_ml"] == pytest.approx(report["tumors"][0]["volume_ml"], rel=0.15)

@@ -109,6 +109,8 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", choices=methods.DEVICES, help="auto uses CUDA when present")
     p.add_argument("--weights", type=Path, help="weights file for a deep tumour method")
+    p.add_argument("--recon-weights", type=Path, metavar="FILE",
+                   help="safetensors weights for --recon gan of the same architecture (default: the shipped model)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -122,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         recon=args.recon,
         device=args.device,
         weights=args.weights,
+        recon_weights=args.recon_weights,
         seeds_path=args.seeds,
         tumor_mask_path=args.tumor_mask,
         lungs_from=args.lungs_from,

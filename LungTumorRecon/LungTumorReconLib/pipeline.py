@@ -34,6 +34,7 @@ class PipelineOptions:
     recon: str = methods.DEFAULT_RECON
     device: str = "auto"
     weights: Path | None = None
+    recon_weights: Path | None = None  # safetensors for --recon gan instead of the shipped ones
     seeds_path: Path | None = None
     tumor_mask_path: Path | None = None
     lungs_from: Path | None = None  # start from this segmentation's lungs instead of computing them
@@ -82,6 +83,12 @@ def check_options(options: PipelineOptions) -> str:
         raise UnavailableError("--weights is only used by the deep tumour methods")
     if options.lung_correction is not None and options.lungs == "none" and options.lungs_from is None:
         raise UnavailableError("--lung-correction needs lungs: use --lungs snake|threshold or --lungs-from")
+    if options.recon_weights is not None:
+        if options.recon != "gan":
+            raise UnavailableError("--recon-weights is only used by --recon gan")
+        from .model_registry import load_model
+
+        load_model("slice-lstm-gan", weights=options.recon_weights)  # refuse a bad file before any work
     return methods.resolve_device(options.device, needs_torch=options.tumor in methods.DEEP_TUMOR_METHODS or options.recon == "gan")
 
 
@@ -213,8 +220,12 @@ def run_on_volume(
         progress(f"reconstructing the tumour surface ({options.recon})")
         from .surface_reconstruction import RECON_PARAMETERS, reconstruct_surface
 
-        surface = reconstruct_surface(options.recon, segments[TUMOR], ct.geometry, ct.array, device)
-        used["recon"] = {"name": options.recon, "parameters": RECON_PARAMETERS[options.recon]}
+        surface = reconstruct_surface(options.recon, segments[TUMOR], ct.geometry, ct.array, device,
+                                      weights=options.recon_weights)
+        parameters = dict(RECON_PARAMETERS[options.recon])
+        if options.recon_weights is not None:
+            parameters["weights"] = str(options.recon_weights)
+        used["recon"] = {"name": options.recon, "parameters": parameters}
     else:
         used["recon"] = {"name": options.recon if TUMOR in segments else "none", "parameters": {}}
     timings["recon"] = time.perf_counter() - t

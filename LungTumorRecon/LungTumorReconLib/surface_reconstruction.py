@@ -24,10 +24,11 @@ RECONSTRUCTIONS: dict[str, Reconstruction] = {
 }
 
 
-def _gan(mask, geometry, ct, device: str = "cpu"):
+def _gan(mask, geometry, ct, device: str = "cpu", weights=None):
+    from .model_registry import load_model
     from .surface_gan import gan_surface
 
-    return gan_surface(mask, geometry, ct, device=device)
+    return gan_surface(mask, geometry, ct, model=load_model("slice-lstm-gan", device, weights), device=device)
 
 # what report.json records of each method
 RECON_PARAMETERS: dict[str, dict] = {
@@ -40,9 +41,11 @@ RECON_PARAMETERS: dict[str, dict] = {
 
 
 def reconstruct_surface(
-    method: str, mask: np.ndarray, geometry: VolumeGeometry, ct: np.ndarray | None = None, device: str = "cpu"
+    method: str, mask: np.ndarray, geometry: VolumeGeometry, ct: np.ndarray | None = None, device: str = "cpu",
+    weights=None,
 ):
-    """The tumour surface by ``method`` (one of :data:`RECONSTRUCTIONS`); ``device`` is for the GAN."""
+    """The tumour surface by ``method`` (one of :data:`RECONSTRUCTIONS`); ``device`` and
+    ``weights`` (a safetensors file instead of the shipped one) are for the GAN."""
     if method == "gan":
-        return _gan(mask, geometry, ct, device)
+        return _gan(mask, geometry, ct, device, weights)
     return RECONSTRUCTIONS[method](mask, geometry, ct)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import REPO, MetricsLog, export_safetensors, load_checkpoint, save_checkpoint, seed_everything, setup, shard, wrap
+from common import MetricsLog, export_safetensors, load_checkpoint, save_checkpoint, seed_everything, setup, shard, wrap
 
 from LungTumorReconLib.networks.slice_lstm_gan import SliceLstmGan, SliceLstmGanConfig, make_discriminator
 from LungTumorReconLib.surface_gan import prepare_inputs, truth_on_grid
@@ -199,12 +199,15 @@ def main(argv=None) -> int:
 def install(weights: Path, name: str, config: SliceLstmGanConfig, info: dict) -> None:
     import shutil
 
-    models = REPO / "LungTumorRecon" / "Resources" / "Models"
+    from LungTumorReconLib.model_registry import registry as read_registry
+    from LungTumorReconLib.resources import resource_path
+
+    models = resource_path("Models")  # where model_registry reads them
     models.mkdir(exist_ok=True)
     target = models / f"{name}.safetensors"
     shutil.copyfile(weights, target)
     path = models / "registry.json"
-    registry = json.loads(path.read_text()) if path.is_file() else {}
+    registry = read_registry()
     registry[name] = {
         "architecture": "slice-lstm-gan",
         "config": config.as_dict(),

@@ -34,8 +34,6 @@ class GanInputs:
     slices: np.ndarray  # (S, 2, 64, 64) float32: mask, normalised HU
     volume: np.ndarray  # (2, G, G, G) float32: signed distance (grid voxels), normalised HU
     grid: VolumeGeometry  # the cubic grid, LPS
-    grid_start_ijk: np.ndarray  # the grid's first voxel in the thick grid's continuous IJK
-    step_ijk: np.ndarray  # one grid voxel in thick-grid IJK units
 
 
 def normalised_hu(hu: np.ndarray) -> np.ndarray:
@@ -110,7 +108,7 @@ def prepare_inputs(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, m
         slices[n, 0] = ndi.map_coordinates(padded[k].astype(np.float32), [j2, i2], order=1, mode="constant")
         hu_slice = np.where(np.abs(phi[k]) <= gate, hu_crop[k], (phi[k] < 0).astype(np.float32))
         slices[n, 1] = ndi.map_coordinates(hu_slice, [j2, i2], order=1, mode="nearest")
-    return GanInputs(slices, volume, grid, start, step)
+    return GanInputs(slices, volume, grid)
 
 
 def truth_on_grid(truth: np.ndarray, truth_geometry: VolumeGeometry, grid: VolumeGeometry) -> np.ndarray:
@@ -126,13 +124,12 @@ def truth_on_grid(truth: np.ndarray, truth_geometry: VolumeGeometry, grid: Volum
 def gan_surface(mask: np.ndarray, geometry: VolumeGeometry, hu: np.ndarray | None, model=None, device: str = "cpu"):
     """``--recon gan`` with the shipped model (or ``model``): vtkPolyData in LPS mm."""
     import torch
-    from vtkmodules.util.numpy_support import numpy_to_vtk
-    from vtkmodules.vtkCommonDataModel import vtkImageData
 
     from .model_registry import load_model
     from .surface_marching_cubes import iso_surface
 
-    model = model or load_model("slice-lstm-gan", device=device)
+    if model is None:
+        model = load_model("slice-lstm-gan", device=device)
     if hu is None:
         hu = np.where(mask, TUMOR_HU, LUNG_HU).astype(np.float32)
     inputs = prepare_inputs(mask, hu, geometry)
@@ -146,8 +143,5 @@ def gan_surface(mask: np.ndarray, geometry: VolumeGeometry, hu: np.ndarray | Non
             torch.tensor([len(inputs.slices)]),
             torch.from_numpy(inputs.volume)[None].to(device),
         )[0, 0].float().cpu().numpy()
-    image = vtkImageData()
-    image.SetDimensions(*logits.shape[::-1])
-    image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(logits).ravel(), deep=True))
-    return iso_surface(image, np.zeros(3), inputs.grid, 0.0)
+    return iso_surface(logits, inputs.grid, 0.0)
 

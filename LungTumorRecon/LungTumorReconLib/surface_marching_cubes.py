@@ -13,25 +13,20 @@ import numpy as np
 from .coordinates import VolumeGeometry
 
 
-def mask_to_vtk_image(mask: np.ndarray, pad: int = 1):
-    """A padded, cropped copy of ``mask`` as vtkImageData (unit spacing) and its IJK offset."""
-    from vtkmodules.util.numpy_support import numpy_to_vtk
-    from vtkmodules.vtkCommonDataModel import vtkImageData
-
+def crop_to_mask(mask: np.ndarray, pad: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The mask's bounding box plus ``pad`` voxels on every side (zeros beyond the volume's
+    edge too, so a surface closes there), and the box's first voxel (k, j, i), which may be
+    negative."""
     nz = np.argwhere(mask)
     lo = nz.min(axis=0) - pad
     hi = nz.max(axis=0) + pad + 1
-    crop = np.zeros(tuple(hi - lo), dtype=np.uint8)
+    crop = np.zeros(tuple(hi - lo), dtype=mask.dtype)
     src_lo = np.maximum(lo, 0)
     src_hi = np.minimum(hi, mask.shape)
     crop[tuple(slice(a - l, b - l) for a, b, l in zip(src_lo, src_hi, lo))] = mask[
         tuple(slice(a, b) for a, b in zip(src_lo, src_hi))
     ]
-    image = vtkImageData()
-    image.SetDimensions(crop.shape[2], crop.shape[1], crop.shape[0])
-    scalars = numpy_to_vtk(crop.ravel(order="C"), deep=True)
-    image.GetPointData().SetScalars(scalars)
-    return image, lo[::-1]  # offset in IJK order
+    return crop, lo
 
 
 def transform_polydata(polydata, matrix: np.ndarray):
@@ -60,25 +55,35 @@ def marching_cubes_surface(mask: np.ndarray, geometry: VolumeGeometry):
     """Marching cubes at the 0.5 level of a binary (k, j, i) mask; vtkPolyData in LPS mm."""
     if not mask.any():
         raise ValueError("empty mask: no surface to build")
-    image, offset_ijk = mask_to_vtk_image(mask.astype(np.uint8))
-    return iso_surface(image, offset_ijk, geometry, 0.5)
+    crop, offset_kji = crop_to_mask(mask.astype(np.uint8))
+    return iso_surface(crop, geometry, 0.5, offset_kji)
 
 
-def iso_surface(image, offset_ijk, geometry: VolumeGeometry, level: float):
-    """Marching cubes of a vtkImageData on ``geometry``'s grid (shifted by ``offset_ijk``)."""
+def iso_surface(values: np.ndarray, geometry: VolumeGeometry, level: float, offset_kji=(0, 0, 0)):
+    """Marching cubes of a (k, j, i) array whose voxel (0, 0, 0) is ``offset_kji`` on
+    ``geometry``'s grid; vtkPolyData in LPS mm."""
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+    from vtkmodules.vtkCommonDataModel import vtkImageData
     from vtkmodules.vtkFiltersCore import vtkMarchingCubes
 
+    image = vtkImageData()
+    image.SetDimensions(*values.shape[::-1])
+    image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(values).ravel(), deep=True))
     mc = vtkMarchingCubes()
     mc.SetInputData(image)
     mc.SetValue(0, level)
     mc.ComputeNormalsOff()
     mc.Update()
     to_ijk = np.eye(4)
-    to_ijk[:3, 3] = offset_ijk
+    to_ijk[:3, 3] = np.asarray(offset_kji, dtype=float)[::-1]
     return with_normals(transform_polydata(mc.GetOutput(), geometry.ijk_to_lps_matrix() @ to_ijk))
 
 
-def fair_surface(polydata, iterations: int = 30, pass_band: float = 0.01):
+FAIRING_ITERATIONS = 30
+FAIRING_PASS_BAND = 0.01  # strong smoothing (VTK's range is 0–2)
+
+
+def fair_surface(polydata, iterations: int = FAIRING_ITERATIONS, pass_band: float = FAIRING_PASS_BAND):
     """Windowed-sinc fairing: a low-pass filter on the mesh, so the surface keeps its volume
     (unlike Laplacian smoothing, which shrinks it). ``pass_band`` 0.01 is strong smoothing;
     coordinates are normalised first, as VTK recommends, so it does not depend on the size."""
@@ -96,9 +101,9 @@ def fair_surface(polydata, iterations: int = 30, pass_band: float = 0.01):
     return with_normals(f.GetOutput())
 
 
-def marching_cubes_fairing_surface(mask: np.ndarray, geometry: VolumeGeometry, pass_band: float = 0.01):
+def marching_cubes_fairing_surface(mask: np.ndarray, geometry: VolumeGeometry):
     """``--recon mc-fairing``: marching cubes, then windowed-sinc fairing."""
-    return fair_surface(marching_cubes_surface(mask, geometry), pass_band=pass_band)
+    return fair_surface(marching_cubes_surface(mask, geometry))
 
 
 def with_normals(surface):

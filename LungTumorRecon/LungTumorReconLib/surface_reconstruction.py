@@ -12,7 +12,12 @@ import numpy as np
 
 from .coordinates import VolumeGeometry
 from .shape_interpolation import interpolation_marching_cubes_surface
-from .surface_marching_cubes import marching_cubes_fairing_surface, marching_cubes_surface
+from .surface_marching_cubes import (
+    FAIRING_ITERATIONS,
+    FAIRING_PASS_BAND,
+    marching_cubes_fairing_surface,
+    marching_cubes_surface,
+)
 
 Reconstruction = Callable[[np.ndarray, VolumeGeometry, "np.ndarray | None"], object]
 
@@ -33,10 +38,11 @@ def _gan(mask, geometry, ct, device: str = "cpu", weights=None):
 # what report.json records of each method
 RECON_PARAMETERS: dict[str, dict] = {
     "mc": {"level": 0.5},
-    "mc-fairing": {"level": 0.5, "fairing": "windowed sinc", "iterations": 30, "pass_band": 0.01},
+    "mc-fairing": {"level": 0.5, "fairing": "windowed sinc", "iterations": FAIRING_ITERATIONS,
+                   "pass_band": FAIRING_PASS_BAND},
     "interp-mc": {"interpolation": "signed distance, cubic B-spline along k", "slice_mm": "in-plane spacing",
                   "level": 0.0},
-    "gan": {"model": "slice-lstm-gan", "grid": "64^3 over the tumour's box", "level": "logit 0"},
+    "gan": {"model": "slice-lstm-gan", "grid": "64^3-128^3 over the tumour's box", "level": "logit 0"},
 }
 
 

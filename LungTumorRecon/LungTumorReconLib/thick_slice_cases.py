@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .coordinates import VolumeGeometry
+from .surface_gan import LUNG_HU, TUMOR_HU  # the levels the GAN's HU input is normalised between
 
-LUNG_HU, TUMOR_HU, NOISE_HU, SOFT_TISSUE_HU = -850.0, 30.0, 20.0, 40.0
+NOISE_HU, SOFT_TISSUE_HU = 20.0, 40.0
 
 
 @dataclass

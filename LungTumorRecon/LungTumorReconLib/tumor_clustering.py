@@ -182,8 +182,8 @@ def _separate_vessels(component: np.ndarray, seed: tuple[int, int, int], spacing
     keeps it, so that vessels running along the tumour's surface stay off.
     """
     inside = ndi.distance_transform_edt(component, sampling=spacing)
-    near_seed = ndi.distance_transform_edt(~_point_mask(component.shape, seed), sampling=spacing)
-    r0 = float(inside[near_seed <= max(inside[seed], 2 * max(spacing))].max())
+    near_seed = _distance_from(component.shape, seed, spacing) <= max(inside[seed], 2 * max(spacing))
+    r0 = float(inside[near_seed].max())
     radius = max(OPENING_FRACTION * r0, min(spacing))
     eroded = inside > radius
     if not eroded.any():
@@ -202,15 +202,10 @@ def _separate_vessels(component: np.ndarray, seed: tuple[int, int, int], spacing
     return labels == labels[tuple(np.argwhere(core)[0])]
 
 
-def _ball_mask(shape, centre, spacing, radius_mm: float) -> np.ndarray:
+def _distance_from(shape, centre, spacing) -> np.ndarray:
+    """Each voxel's distance (mm) from the voxel ``centre``."""
     grid = np.ogrid[tuple(slice(0, n) for n in shape)]
-    return sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)) <= radius_mm**2
-
-
-def _point_mask(shape, point) -> np.ndarray:
-    m = np.zeros(shape, dtype=bool)
-    m[point] = True
-    return m
+    return np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)))
 
 
 def segment_tumor_at_seed(
@@ -226,13 +221,16 @@ def segment_tumor_at_seed(
     spacing = tuple(geometry.spacing[::-1])
     radius = params.roi_radius_mm
     use_lungs = lungs is not None and lungs.any() and _near_lungs(lungs, seed_kji, spacing, params.seed_search_mm)
+    # a seed just outside the lung outline (a juxta-pleural tumour indenting it): the lungs'
+    # per-slice hulls, labelled once for every round of the growing neighbourhood
+    lung_labels = ndi.label(lungs)[0] if use_lungs and not lungs[seed_kji] else None
     while True:
         box = _box(seed_kji, radius, geometry)
         local_seed = tuple(c - b.start for c, b in zip(seed_kji, box))
         if use_lungs and lungs[seed_kji]:
             domain = lungs[box]
-        elif use_lungs:  # a seed just outside the lung outline: a juxta-pleural tumour indenting it
-            domain = lungs[box] | hull_per_lung_and_slice(lungs, box)
+        elif use_lungs:
+            domain = lungs[box] | hull_per_lung_and_slice(lung_labels, box)
         else:
             domain = np.ones(tuple(b.stop - b.start for b in box), dtype=bool)
         feats = voxel_features(hu[box], spacing, params.texture_window_mm)
@@ -245,7 +243,7 @@ def segment_tumor_at_seed(
                     backgrounds.append(b)
             background_hu = float(np.median(backgrounds)) if backgrounds else -850.0
         else:
-            near_seed = _ball_mask(domain.shape, local_seed, spacing, params.seed_radius_mm)
+            near_seed = _distance_from(domain.shape, local_seed, spacing) <= params.seed_radius_mm
             membership[domain], background_hu = _cluster(feats[domain], method, params, near_seed[domain])
         dense = (membership > params.membership_threshold) & domain
         labels, _ = ndi.label(dense)

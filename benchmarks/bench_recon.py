@@ -62,7 +62,19 @@ def methods() -> dict:
         model = load_model(name)
         label = "gan" if name == "slice-lstm-gan" else "gan " + name.removeprefix("slice-lstm-gan-")
         out[label] = lambda mask, geometry, ct=None, model=model: gan_surface(mask, geometry, ct, model=model)
+    out["gan prior only"] = gan_prior_surface
     return out
+
+
+def gan_prior_surface(mask, geometry, ct=None):
+    """The ablation of the whole network: the zero level of the GAN's own prior, the
+    slice-interpolated signed distance resampled (cubic) onto the GAN's grid, with no
+    generator correction. What the ResNet, LSTM and generator add is the gap to this row."""
+    from LungTumorReconLib.surface_gan import prepare_inputs
+    from LungTumorReconLib.surface_marching_cubes import iso_surface
+
+    inputs = prepare_inputs(mask, np.where(mask, 0.0, -850.0).astype(np.float32), geometry)
+    return iso_surface(-inputs.volume[0], inputs.grid, 0.0)
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ bench: install
 	$(PY) benchmarks/bench_lungs.py
 	$(PY) benchmarks/bench_tumor.py
 	$(PY) benchmarks/bench_recon.py
+	$(PY) benchmarks/bench_deep_tumor.py
 
 clean:
 	rm -rf out .pytest_cache

@@ -67,6 +67,18 @@ def small_case(tmp_path_factory, chest64):
     return ct_path, mask_path, seeds_path, tumour, seed
 
 
+def run_training(script: str, *args: str, processes: int = 1) -> subprocess.CompletedProcess:
+    """A training entry point of training/ on the CPU, alone or as ``processes`` torchrun
+    processes (DistributedDataParallel over gloo), one thread each."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    argv = [str(REPO / "training" / script), "--device", "cpu", "--threads", "1", *map(str, args)]
+    if processes > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *argv]
+    else:
+        cmd = [sys.executable, *argv]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The installed command, as a user runs it."""
     exe = shutil.which("lungtumorrecon", path=str(Path(sys.executable).parent)) or "lungtumorrecon"

@@ -4,8 +4,6 @@ safe weight loading, and the training script (one process, and two with torchrun
 import json
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -86,14 +84,10 @@ def test_weights_that_are_not_safetensors_are_refused_unrun(tmp_path):
 
 
 def _train(tmp_path, *extra, processes=1):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    args = [str(REPO / "training" / "train_recon_gan.py"), "--out", str(tmp_path / "run"), "--cases", "4",
-            "--batch", "2", "--device", "cpu", "--threads", "1", *extra]
-    if processes > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *args]
-    else:
-        cmd = [sys.executable, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    from conftest import run_training
+
+    return run_training("train_recon_gan.py", "--out", tmp_path / "run", "--cases", "4", "--batch", "2", *extra,
+                        processes=processes)
 
 
 def test_training_resumes_and_exports_safetensors(tmp_path):

@@ -58,6 +58,24 @@ def setup(device: str = "auto") -> Distributed:
     return Distributed(rank, world, device)
 
 
+def add_run_arguments(parser) -> None:
+    """The options every training entry point has: --out, --seed, --device, --threads, --resume."""
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+
+
+def start(args) -> Distributed:
+    """Processes and devices (:func:`setup`), CPU threads, and the output folder."""
+    dist = setup(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return dist
+
+
 def wrap(model: torch.nn.Module, dist: Distributed) -> torch.nn.Module:
     if dist.world == 1:
         return model

@@ -27,7 +27,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import MetricsLog, export_safetensors, load_checkpoint, save_checkpoint, seed_everything, setup, shard, wrap
+from common import (
+    MetricsLog,
+    add_run_arguments,
+    export_safetensors,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    shard,
+    start,
+    wrap,
+)
 
 from LungTumorReconLib.networks.slice_lstm_gan import SliceLstmGan, SliceLstmGanConfig, make_discriminator
 from LungTumorReconLib.surface_gan import prepare_inputs, truth_on_grid
@@ -106,7 +116,7 @@ def batch(pairs, indices, config: SliceLstmGanConfig, device: str, crop: int = 0
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True)
+    add_run_arguments(p)
     p.add_argument("--variant", choices=VARIANTS, default="gan")
     p.add_argument("--cases", type=int, default=240)
     p.add_argument("--steps", type=int, default=600)
@@ -115,21 +125,14 @@ def main(argv=None) -> int:
     p.add_argument("--adversarial", type=float, default=0.05)
     p.add_argument("--grid", type=int, default=64, help="smallest grid side (finer grids for larger tumours)")
     p.add_argument("--crop", type=int, default=32, help="train on crops of this size (0: the whole grid)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--tversky", type=float, nargs=2, default=(0.5, 0.5), metavar=("ALPHA", "BETA"),
                    help="Tversky weights of false positives and false negatives")
     p.add_argument("--pairs-cache", type=Path, help="keep the generated training pairs in this file between runs")
-    p.add_argument("--resume", action="store_true")
     p.add_argument("--install", action="store_true", help="write the weights and registry entry into Resources/Models")
     args = p.parse_args(argv)
 
-    dist = setup(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    dist = start(args)
     seed_everything(args.seed + dist.rank)
-    args.out.mkdir(parents=True, exist_ok=True)
     overrides, adversarial = VARIANTS[args.variant]
     config = SliceLstmGanConfig(**overrides)
     generator = SliceLstmGan(config).to(dist.device)

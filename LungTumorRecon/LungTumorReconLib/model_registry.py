@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import InputError
 from .resources import resource_path
 
-ARCHITECTURES = ("slice-lstm-gan",)
+ARCHITECTURES = ("slice-lstm-gan", "r3d-dense-unet")
 
 
 def registry() -> dict[str, dict]:
@@ -32,11 +32,15 @@ def sha256(path: Path) -> str:
 
 
 def build_network(architecture: str, config: dict):
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
     if architecture == "slice-lstm-gan":
         from .networks.slice_lstm_gan import SliceLstmGan, SliceLstmGanConfig
 
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
         return SliceLstmGan(SliceLstmGanConfig(**fields))
+    if architecture == "r3d-dense-unet":
+        from .networks.recurrent_dense_unet import RecurrentDenseUNet, RecurrentDenseUNetConfig
+
+        return RecurrentDenseUNet(RecurrentDenseUNetConfig(**fields))
     raise InputError(f"unknown architecture {architecture!r}")
 
 

@@ -81,6 +81,10 @@ def check_options(options: PipelineOptions) -> str:
         raise UnavailableError(f"give either --tumor {options.tumor} or --tumor-mask, not both")
     if options.weights is not None and options.tumor not in methods.DEEP_TUMOR_METHODS:
         raise UnavailableError("--weights is only used by the deep tumour methods")
+    if options.tumor in methods.DEEP_TUMOR_METHODS:
+        from .model_registry import load_model
+
+        load_model(methods.DEEP_TUMOR_MODELS[options.tumor], weights=options.weights)  # missing or bad weights: refused now
     if options.lung_correction is not None and options.lungs == "none" and options.lungs_from is None:
         raise UnavailableError("--lung-correction needs lungs: use --lungs snake|threshold or --lungs-from")
     if options.recon_weights is not None:
@@ -206,6 +210,9 @@ def run_on_volume(
         progress(f"segmenting the tumour ({options.tumor} clustering)")
         tumor_mask, heterogeneity, candidates, params = _cluster_tumours(ct, seeds, lungs, options.tumor, options.tumor_per_slice)
         used["tumor"] = {"name": options.tumor, "parameters": params.as_dict()}
+    elif options.tumor in methods.DEEP_TUMOR_METHODS:
+        progress(f"segmenting the tumour ({options.tumor} network on {device})")
+        tumor_mask, used["tumor"] = _deep_tumours(ct, seeds, lungs, options, device)
     else:
         used["tumor"] = {"name": options.tumor, "parameters": {}}
     if tumor_mask is not None and tumor_mask.any():
@@ -242,6 +249,32 @@ def run_on_volume(
         heterogeneity=heterogeneity,
         candidates=candidates,
     )
+
+
+def _deep_tumours(ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray], options: PipelineOptions, device: str
+                  ) -> tuple[np.ndarray | None, dict]:
+    """A deep segmenter's tumours: around each ``tumor`` seed, or over the lungs without seeds."""
+    from .deep_tumor import SEED_BOX_MM, segment_tumor_deep
+    from .model_registry import load_model, registry
+
+    name = methods.DEEP_TUMOR_MODELS[options.tumor]
+    model = load_model(name, device=device, weights=options.weights)
+    g = ct.geometry
+    starts = [g.nearest_kji(np.asarray(s.lps)) for s in seeds if s.label == TUMOR]
+    lung_union = None
+    for mask in lungs.values():
+        lung_union = mask.copy() if lung_union is None else lung_union | mask
+    result = segment_tumor_deep(model, ct.array, g, starts, lung_union, device)
+    if not result.mask.any():
+        where = "near the tumor seed(s)" if starts else "in the lungs" if lung_union is not None else "in the CT"
+        ct.warnings.append(f"the {options.tumor} network found no tumour {where}: no tumour segment written")
+    config = model.config
+    parameters = {"model": name, "weights": str(options.weights) if options.weights else registry()[name]["weights"],
+                  "threshold": config.threshold, "dilation_radius_px": config.dilation_radius,
+                  "pixel_mm": config.pixel_mm, "window_slices": config.window_slices,
+                  "region": "seed boxes, half-sizes (k, j, i) mm " + str(list(SEED_BOX_MM)) if starts else
+                  "lungs' bounding box" if lung_union is not None else "whole CT"}
+    return (result.mask if result.mask.any() else None), {"name": options.tumor, "parameters": parameters}
 
 
 def _cluster_tumours(

@@ -1,0 +1,216 @@
+"""What the deep tumour segmenters' training shares: the training cases on the model's grid,
+random windows with the papers' augmentation (MONAI transforms), the loop (one process or
+several with torchrun / DDP), checkpoints, metrics and installation into the model registry.
+
+Cases:
+- synthetic chests (:func:`tumor_datasets.synthetic_tumor_case`), two tumours of random kinds
+  each, random slice thickness (1.25–5 mm) and pixel size (0.6–1.2 mm); generator seeds from
+  ``FIRST_SYNTHETIC_SEED`` on (the benchmarks' synthetic cases use seeds below it, or 9001+);
+- the real cases allowed for training (lung1, LIDC-IDRI-0001; never the IBSI crop, whose
+  licence is non-commercial), less the one left out (``--exclude``) for leave-one-out.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import DATA, MetricsLog, export_safetensors, load_checkpoint, save_checkpoint, seed_everything, shard, wrap
+
+from LungTumorReconLib.deep_tumor import normalise_hu, to_model_grid
+from LungTumorReconLib.synthetic_thorax import TUMOR_KINDS
+from LungTumorReconLib.tumor_datasets import TRAINABLE_REAL_CASES, TumorCase, read_real_case, synthetic_tumor_case
+
+
+FIRST_SYNTHETIC_SEED = 100  # make bench's tumour cases use generator seeds 11, 23, 37 (and 9001+)
+
+
+@dataclass
+class GridCase:
+    """A case on the model's grid: image in 0..1 and truth, (k, j', i')."""
+
+    name: str
+    image: np.ndarray
+    label: np.ndarray
+
+
+def on_model_grid(case: TumorCase, config) -> GridCase:
+    spacing_kji = tuple(float(v) for v in case.geometry.spacing[::-1])
+    image = to_model_grid(normalise_hu(case.hu, config.hu_window), spacing_kji, config.pixel_mm)[0, 0].numpy()
+    label = to_model_grid(case.mask.astype(np.float32), spacing_kji, config.pixel_mm)[0, 0].numpy() > 0.5
+    return GridCase(case.name, image, label)
+
+
+def synthetic_case(seed: int) -> TumorCase:
+    rng = np.random.default_rng(seed)
+    kinds = tuple(str(k) for k in rng.choice(TUMOR_KINDS, size=2, replace=False))
+    pixel, slice_mm = float(rng.uniform(0.6, 1.2)), float(rng.choice([1.25, 2.0, 2.5, 3.0, 5.0]))
+    n_in_plane, n_slices = int(300 / pixel) // 8 * 8, int(round(160 / slice_mm))
+    return synthetic_tumor_case(int(seed), kinds, size=(n_in_plane, n_in_plane, n_slices), spacing=(pixel, pixel, slice_mm))
+
+
+def training_cases(config, synthetic: int, real: tuple[str, ...], exclude: str | None, dist, cache: Path | None,
+                   seed: int = 0) -> list[GridCase]:
+    """This process's share of the training cases on the model's grid (cached as npz)."""
+    first = FIRST_SYNTHETIC_SEED + 1000 * seed
+    names = [f"synthetic:{s}" for s in range(first, first + synthetic)]
+    names += [f"real:{r}" for r in real if r != exclude and r in TRAINABLE_REAL_CASES]
+    out = []
+    for name in shard(np.array(names, dtype=object), dist):
+        path = cache / (name.replace(":", "_").replace(" ", "_") + f"_{config.pixel_mm}mm.npz") if cache else None
+        if path is not None and path.is_file():
+            data = np.load(path)
+            out.append(GridCase(name, data["image"], data["label"]))
+            continue
+        kind, _, key = name.partition(":")
+        case = synthetic_case(int(key)) if kind == "synthetic" else read_real_case(key, DATA)
+        grid = on_model_grid(case, config)
+        grid.name = name
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, image=grid.image, label=grid.label)
+        out.append(grid)
+    return out
+
+
+def augmentation(seed: int):
+    """Seed paper 001's augmentations, applied online (MONAI dictionary transforms): random
+    rotation, global scaling, horizontal flip, global intensity shift, multiplicative and
+    additive noise, blurring. (Random cropping is the window sampler itself.)"""
+    from monai.transforms import (
+        Compose,
+        RandFlipd,
+        RandGaussianNoised,
+        RandGaussianSmoothd,
+        RandRotated,
+        RandScaleIntensityd,
+        RandShiftIntensityd,
+        RandZoomd,
+    )
+
+    keys = ("image", "label")
+    transform = Compose([
+        RandRotated(keys, range_x=np.deg2rad(10), prob=0.3, mode=("bilinear", "nearest"), padding_mode="border"),
+        RandZoomd(keys, min_zoom=(1.0, 0.9, 0.9), max_zoom=(1.0, 1.1, 1.1), prob=0.3, mode=("trilinear", "nearest"),
+                  padding_mode="edge", keep_size=True),
+        RandFlipd(keys, spatial_axis=2, prob=0.5),
+        RandShiftIntensityd("image", offsets=0.03, prob=0.3),
+        RandScaleIntensityd("image", factors=0.1, prob=0.3),
+        RandGaussianNoised("image", std=0.02, prob=0.3),
+        RandGaussianSmoothd("image", sigma_x=(0.0, 0.0), sigma_y=(0.3, 1.0), sigma_z=(0.3, 1.0), prob=0.2),
+    ])
+    transform.set_random_state(seed)
+    return transform
+
+
+def sample_window(case: GridCase, slices: int, size: int, rng: np.random.Generator, foreground: float = 0.7,
+                  magnify: float = 0.3, max_magnification: float = 3.0):
+    """A (slices, size, size) window: centred near a tumour voxel with probability
+    ``foreground``, else anywhere; padded with air (0) beyond the case's edges. With
+    probability ``magnify`` the window is a smaller in-plane region enlarged to ``size``
+    (1.3–``max_magnification``×): tumours then look up to 3× larger than any training
+    tumour is (the real masses reach 90 mm; the synthetic tumours 32 mm)."""
+    shape = np.array(case.image.shape)
+    zoom = float(rng.uniform(1.3, max_magnification)) if rng.random() < magnify else 1.0
+    side = int(round(size / zoom))
+    if rng.random() < foreground and case.label.any():
+        points = np.argwhere(case.label)
+        centre = points[rng.integers(len(points))] + rng.integers(-side // 4, side // 4 + 1, size=3) * [0, 1, 1]
+    else:
+        centre = np.array([rng.integers(n) for n in shape])
+    extent = np.array([slices, side, side])
+    start = centre - extent // 2
+    image = np.zeros(extent, dtype=np.float32)
+    label = np.zeros(extent, dtype=np.float32)
+    src = tuple(slice(max(a, 0), min(a + e, n)) for a, e, n in zip(start, extent, shape))
+    dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, start))
+    image[dst] = case.image[src]
+    label[dst] = case.label[src]
+    if side != size:
+        import torch.nn.functional as F
+
+        image = F.interpolate(torch.from_numpy(image)[None, None], size=(slices, size, size), mode="trilinear",
+                              align_corners=False)[0, 0].numpy()
+        label = F.interpolate(torch.from_numpy(label)[None, None], size=(slices, size, size), mode="nearest")[0, 0].numpy()
+    return image, label
+
+
+def train_segmenter(model: torch.nn.Module, cases: list[GridCase], args, dist, log_extra: dict | None = None,
+                    loss_at=None, augment=None, weight_decay: float = 0.0, magnify: float = 0.3) -> dict:
+    """The loop: random windows (``sample_window``), augmentation (default: seed paper 001's),
+    a loss per step (``loss_at(step)``; default MONAI Dice + cross-entropy), Adam;
+    checkpoints every 100 steps (``--resume`` continues); returns what training.json records."""
+    from monai.losses import DiceCELoss
+
+    seed_everything(args.seed + dist.rank)
+    config = model.config
+    net = wrap(model, dist)
+    optimiser = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=weight_decay)
+    if loss_at is None:
+        dice_ce = DiceCELoss(sigmoid=True)
+
+        def loss_at(step):
+            return dice_ce
+    checkpoint = args.out / "checkpoint.pt"
+    log = MetricsLog(args.out / "metrics.jsonl", enabled=dist.main)
+    step = 0
+    if args.resume and checkpoint.is_file():
+        step = load_checkpoint(checkpoint, {"model": model}, {"model": optimiser})
+    rng = np.random.default_rng(args.seed + 7919 * dist.rank + step)
+    augment = augment or augmentation(args.seed + dist.rank + step)
+    t0 = time.perf_counter()
+    model.train()
+    while step < args.steps:
+        images, labels = [], []
+        for _ in range(args.batch):
+            image, label = sample_window(cases[rng.integers(len(cases))], config.window_slices, args.crop, rng,
+                                         magnify=magnify)
+            out = augment({"image": image[None], "label": label[None]})
+            images.append(torch.as_tensor(np.asarray(out["image"]), dtype=torch.float32))
+            labels.append(torch.as_tensor(np.asarray(out["label"]), dtype=torch.float32))
+        x, y = torch.stack(images).to(dist.device), torch.stack(labels).to(dist.device)
+        loss = loss_at(step)(net(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        step += 1
+        if step % 10 == 0 or step == args.steps:
+            log.write(step=step, loss=loss.item())
+            if dist.main:
+                print(f"step {step}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        if step % 100 == 0 and dist.main:
+            save_checkpoint(checkpoint, step, {"model": model}, {"model": optimiser})
+    info = {"steps": step, "batch": args.batch, "crop": args.crop, "lr": args.lr, "processes": dist.world,
+            "seconds": round(time.perf_counter() - t0, 1), **(log_extra or {})}
+    if dist.main:
+        save_checkpoint(checkpoint, step, {"model": model}, {"model": optimiser})
+        info["sha256"] = export_safetensors(model, args.out / "model.safetensors")
+        info["config"] = config.as_dict()
+        (args.out / "training.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+def install(weights: Path, name: str, architecture: str, config, card: str, info: dict) -> None:
+    """Copy the weights into Resources/Models and write their registry entry (SHA-256 included)."""
+    from LungTumorReconLib.model_registry import registry as read_registry
+    from LungTumorReconLib.resources import resource_path
+
+    models = resource_path("Models")
+    target = models / f"{name}.safetensors"
+    shutil.copyfile(weights, target)
+    registry = read_registry()
+    registry[name] = {
+        "architecture": architecture,
+        "config": config.as_dict(),
+        "weights": target.name,
+        "sha256": info["sha256"],
+        "card": card,
+        "training": {k: info[k] for k in ("steps", "batch", "crop", "processes", "seconds", "synthetic", "real",
+                                          "excluded", "rounds", "dice_steps", "focal_steps") if k in info},
+    }
+    (models / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")

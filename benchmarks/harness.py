@@ -13,15 +13,17 @@ DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO / "LungTumorRecon"))
 
 
-def measure(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+def measure(fn: Callable[[], Any], trace: bool = True) -> tuple[Any, float, float | None]:
     """Run ``fn`` twice: once timed, once under tracemalloc (which slows numpy down).
 
     Returns the result, wall seconds of the timed run, and peak traced memory in MB
-    (numpy's allocations included).
+    (numpy's allocations included); with ``trace=False`` only the timed run (peak None).
     """
     t0 = time.perf_counter()
     result = fn()
     seconds = time.perf_counter() - t0
+    if not trace:
+        return result, seconds, None
     tracemalloc.start()
     try:
         fn()

@@ -39,6 +39,18 @@ class GridCase:
     label: np.ndarray
 
 
+def add_segmenter_arguments(parser, batch: int, lr: float) -> None:
+    """The options every deep segmenter's entry point has (beyond ``common.add_run_arguments``)."""
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--crop", type=int, default=64, help="in-plane window size in model pixels")
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--synthetic", type=int, default=40, help="synthetic chests (two tumours each)")
+    parser.add_argument("--real", nargs="*", default=list(TRAINABLE_REAL_CASES), choices=TRAINABLE_REAL_CASES)
+    parser.add_argument("--exclude", choices=TRAINABLE_REAL_CASES, help="leave this real case out")
+    parser.add_argument("--cache", type=Path, help="keep the cases on the model grid in this folder between runs")
+    parser.add_argument("--install", metavar="NAME", help="write the weights and registry entry into Resources/Models")
+
+
 def on_model_grid(case: TumorCase, config) -> GridCase:
     spacing_kji = tuple(float(v) for v in case.geometry.spacing[::-1])
     image = to_model_grid(normalise_hu(case.hu, config.hu_window), spacing_kji, config.pixel_mm)[0, 0].numpy()
@@ -76,6 +88,17 @@ def training_cases(config, synthetic: int, real: tuple[str, ...], exclude: str |
             np.savez_compressed(path, image=grid.image, label=grid.label)
         out.append(grid)
     return out
+
+
+def cases_for_run(config, args, dist) -> tuple[list[GridCase], dict]:
+    """The run's training cases (from ``add_segmenter_arguments``' options) and what
+    training.json records of them."""
+    t0 = time.perf_counter()
+    cases = training_cases(config, args.synthetic, tuple(args.real), args.exclude, dist, args.cache, args.seed)
+    if dist.main:
+        print(f"{len(cases)} training cases per process in {time.perf_counter() - t0:.0f} s", flush=True)
+    real = [r for r in args.real if r != args.exclude]
+    return cases, {"synthetic": args.synthetic, "real": real, "excluded": args.exclude}
 
 
 def augmentation(seed: int):
@@ -214,3 +237,29 @@ def install(weights: Path, name: str, architecture: str, config, card: str, info
                                           "excluded", "rounds", "dice_steps", "focal_steps") if k in info},
     }
     (models / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
+
+
+def install_ensemble(name: str, members: list[str], card: str) -> None:
+    """A registry entry that averages the probabilities of other entries (their SHA-256s are
+    checked when each member loads)."""
+    from LungTumorReconLib.model_registry import registry as read_registry
+    from LungTumorReconLib.resources import resource_path
+
+    registry = read_registry()
+    missing = [m for m in members if m not in registry]
+    if missing:
+        raise SystemExit(f"error: ensemble members not in the registry: {', '.join(missing)}")
+    real = sorted({r for m in members for r in registry[m].get("training", {}).get("real", [])})
+    registry[name] = {"architecture": "ensemble", "members": members, "card": card, "training": {"real": real}}
+    (resource_path("Models") / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write an ensemble entry into the model registry")
+    parser.add_argument("name")
+    parser.add_argument("members", nargs="+")
+    parser.add_argument("--card", required=True)
+    args = parser.parse_args()
+    install_ensemble(args.name, args.members, args.card)

@@ -63,3 +63,15 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     """Plain Dice for benchmarks (no torch import)."""
     total = int(pred.sum()) + int(ref.sum())
     return 1.0 if total == 0 else 2.0 * int((pred & ref).sum()) / total
+
+
+def dice_2d(pred: np.ndarray, ref: np.ndarray) -> float | None:
+    """Seed paper 004's Dice2D: the mean of the per-slice Dice over the axial slices whose
+    reference holds tumour (its true-positive and false-negative slices); None without any."""
+    pred, ref = pred.astype(bool), ref.astype(bool)
+    slices = np.flatnonzero(ref.any(axis=(1, 2)))
+    if len(slices) == 0:
+        return None
+    inter = (pred[slices] & ref[slices]).sum(axis=(1, 2))
+    total = pred[slices].sum(axis=(1, 2)) + ref[slices].sum(axis=(1, 2))
+    return float(np.mean(2.0 * inter / total))

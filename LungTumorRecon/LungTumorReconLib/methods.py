@@ -9,12 +9,19 @@ from __future__ import annotations
 from .errors import UnavailableError
 
 LUNG_METHODS = ("snake", "threshold", "none")
-TUMOR_METHODS = ("gk", "fcm", "kmeans", "r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet", "none")
+TUMOR_METHODS = ("gk", "fcm", "kmeans", "r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet",
+                 "dense-highres3dnet-v1", "dense-highres3dnet-v2", "none")
 RECON_METHODS = ("gan", "mc", "mc-fairing", "interp-mc", "none")
 DEVICES = ("auto", "cpu", "cuda")
 CLUSTER_TUMOR_METHODS = ("gk", "fcm", "kmeans")
-DEEP_TUMOR_METHODS = ("r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet")
-DEEP_TUMOR_MODELS = {"r3d-dense-unet": "r3d-dense-unet"}  # --tumor method -> shipped registry model
+DEEP_TUMOR_METHODS = ("r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet", "dense-highres3dnet-v1",
+                      "dense-highres3dnet-v2")
+DEEP_TUMOR_MODELS = {  # --tumor method -> shipped registry model
+    "r3d-dense-unet": "r3d-dense-unet",
+    "dense-highres3dnet": "dense-highres3dnet",  # the ensemble of v1 and v2 (the paper's final model)
+    "dense-highres3dnet-v1": "dense-highres3dnet-v1",
+    "dense-highres3dnet-v2": "dense-highres3dnet-v2",
+}
 
 # The best method built so far for each stage, by `make bench` (see README).
 DEFAULT_LUNGS = "snake"
@@ -22,7 +29,7 @@ DEFAULT_TUMOR = "gk"  # seeded when a tumor seed is given, else the best automat
 DEFAULT_RECON = "interp-mc"  # best on the real cases of make bench (README); the GAN is close on synthetic
 
 _NOT_YET = {
-    **{("tumor", m): "issues 7-9" for m in DEEP_TUMOR_METHODS if m not in DEEP_TUMOR_MODELS},
+    **{("tumor", m): "issues 8-9" for m in DEEP_TUMOR_METHODS if m not in DEEP_TUMOR_MODELS},
 }
 
 

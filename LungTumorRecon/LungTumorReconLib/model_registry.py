@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import InputError
 from .resources import resource_path
 
-ARCHITECTURES = ("slice-lstm-gan", "r3d-dense-unet")
+ARCHITECTURES = ("slice-lstm-gan", "r3d-dense-unet", "dense-highres3dnet", "ensemble")
 
 
 def registry() -> dict[str, dict]:
@@ -41,6 +41,10 @@ def build_network(architecture: str, config: dict):
         from .networks.recurrent_dense_unet import RecurrentDenseUNet, RecurrentDenseUNetConfig
 
         return RecurrentDenseUNet(RecurrentDenseUNetConfig(**fields))
+    if architecture == "dense-highres3dnet":
+        from .networks.dense_highres3dnet import DenseHighRes3DNet, DenseHighRes3DNetConfig
+
+        return DenseHighRes3DNet(DenseHighRes3DNetConfig(**fields))
     raise InputError(f"unknown architecture {architecture!r}")
 
 
@@ -51,6 +55,12 @@ def load_model(name: str, device: str = "cpu", weights: Path | None = None):
     if name not in entries:
         raise InputError(f"no model {name!r} in the registry; known: {', '.join(entries)}")
     entry = entries[name]
+    if entry["architecture"] == "ensemble":  # the mean probability of other registry models
+        if weights is not None:
+            raise InputError(f"{name!r} is an ensemble of {', '.join(entry['members'])}: give --weights to one of them")
+        from .networks.dense_highres3dnet import SegmenterEnsemble
+
+        return SegmenterEnsemble([load_model(member, device) for member in entry["members"]]).to(device).eval()
     model = build_network(entry["architecture"], entry["config"])
     if weights is None:
         weights = resource_path("Models", entry["weights"])

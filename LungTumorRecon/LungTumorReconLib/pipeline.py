@@ -269,7 +269,9 @@ def _deep_tumours(ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray],
         where = "near the tumor seed(s)" if starts else "in the lungs" if lung_union is not None else "in the CT"
         ct.warnings.append(f"the {options.tumor} network found no tumour {where}: no tumour segment written")
     config = model.config
-    parameters = {"model": name, "weights": str(options.weights) if options.weights else registry()[name]["weights"],
+    entry = registry()[name]
+    shipped = entry.get("weights") or " + ".join(entry.get("members", []))  # an ensemble has members
+    parameters = {"model": name, "weights": str(options.weights) if options.weights else shipped,
                   "threshold": config.threshold, "dilation_radius_px": config.dilation_radius,
                   "pixel_mm": config.pixel_mm, "window_slices": config.window_slices,
                   "region": "seed boxes, half-sizes (k, j, i) mm " + str(list(SEED_BOX_MM)) if starts else

@@ -126,6 +126,40 @@ class MetricsLog:
             f.write(json.dumps(values) + "\n")
 
 
+def write_registry_entry(name: str, entry: dict) -> None:
+    """Set ``name``'s entry in Resources/Models/registry.json (the file model_registry reads)."""
+    from LungTumorReconLib.model_registry import registry as read_registry
+    from LungTumorReconLib.resources import resource_path
+
+    registry = read_registry()
+    registry[name] = entry
+    (resource_path("Models") / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
+
+
+def install_weights(weights: Path, name: str, architecture: str, config, card: str, info: dict,
+                    training_keys: tuple[str, ...], **extra) -> None:
+    """Copy the weights into Resources/Models and write their registry entry: architecture,
+    configuration, ``extra`` fields, weights file, SHA-256, model card, and the ``training_keys``
+    of ``info`` that it has."""
+    import shutil
+
+    from LungTumorReconLib.resources import resource_path
+
+    models = resource_path("Models")
+    models.mkdir(exist_ok=True)
+    target = models / f"{name}.safetensors"
+    shutil.copyfile(weights, target)
+    write_registry_entry(name, {
+        "architecture": architecture,
+        "config": config.as_dict(),
+        **extra,
+        "weights": target.name,
+        "sha256": info["sha256"],
+        "card": card,
+        "training": {k: info[k] for k in training_keys if k in info},
+    })
+
+
 def export_safetensors(model: torch.nn.Module, path: Path) -> str:
     """The weights as safetensors; returns their SHA-256."""
     from safetensors.torch import save_file

@@ -13,14 +13,24 @@ Cases:
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import DATA, MetricsLog, export_safetensors, load_checkpoint, save_checkpoint, seed_everything, shard, wrap
+from common import (
+    DATA,
+    MetricsLog,
+    export_safetensors,
+    install_weights,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    shard,
+    wrap,
+    write_registry_entry,
+)
 
 from LungTumorReconLib.deep_tumor import normalise_hu, to_model_grid
 from LungTumorReconLib.synthetic_thorax import TUMOR_KINDS
@@ -218,40 +228,26 @@ def train_segmenter(model: torch.nn.Module, cases: list[GridCase], args, dist, l
     return info
 
 
+TRAINING_KEYS = ("steps", "batch", "crop", "processes", "seconds", "synthetic", "real", "excluded", "rounds",
+                 "dice_steps", "focal_steps")  # what a segmenter's registry entry records of its training
+
+
 def install(weights: Path, name: str, architecture: str, config, card: str, info: dict) -> None:
     """Copy the weights into Resources/Models and write their registry entry (SHA-256 included)."""
-    from LungTumorReconLib.model_registry import registry as read_registry
-    from LungTumorReconLib.resources import resource_path
-
-    models = resource_path("Models")
-    target = models / f"{name}.safetensors"
-    shutil.copyfile(weights, target)
-    registry = read_registry()
-    registry[name] = {
-        "architecture": architecture,
-        "config": config.as_dict(),
-        "weights": target.name,
-        "sha256": info["sha256"],
-        "card": card,
-        "training": {k: info[k] for k in ("steps", "batch", "crop", "processes", "seconds", "synthetic", "real",
-                                          "excluded", "rounds", "dice_steps", "focal_steps") if k in info},
-    }
-    (models / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
+    install_weights(weights, name, architecture, config, card, info, TRAINING_KEYS)
 
 
 def install_ensemble(name: str, members: list[str], card: str) -> None:
     """A registry entry that averages the probabilities of other entries (their SHA-256s are
     checked when each member loads)."""
-    from LungTumorReconLib.model_registry import registry as read_registry
-    from LungTumorReconLib.resources import resource_path
+    from LungTumorReconLib.model_registry import registry
 
-    registry = read_registry()
-    missing = [m for m in members if m not in registry]
+    entries = registry()
+    missing = [m for m in members if m not in entries]
     if missing:
         raise SystemExit(f"error: ensemble members not in the registry: {', '.join(missing)}")
-    real = sorted({r for m in members for r in registry[m].get("training", {}).get("real", [])})
-    registry[name] = {"architecture": "ensemble", "members": members, "card": card, "training": {"real": real}}
-    (resource_path("Models") / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
+    real = sorted({r for m in members for r in entries[m].get("training", {}).get("real", [])})
+    write_registry_entry(name, {"architecture": "ensemble", "members": members, "card": card, "training": {"real": real}})
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 from common import add_run_arguments, start
 from segmenter_training import add_segmenter_arguments, cases_for_run, install, train_segmenter
@@ -82,5 +81,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     raise SystemExit(main())

@@ -31,6 +31,7 @@ from common import (
     MetricsLog,
     add_run_arguments,
     export_safetensors,
+    install_weights,
     load_checkpoint,
     save_checkpoint,
     seed_everything,
@@ -192,35 +193,13 @@ def main(argv=None) -> int:
                 "sha256": digest}
         (args.out / "training.json").write_text(json.dumps(info, indent=2))
         if args.install:
-            install(args.out / "model.safetensors", REGISTRY_NAMES[args.variant], config, info)
+            install_weights(args.out / "model.safetensors", REGISTRY_NAMES[args.variant], "slice-lstm-gan", config,
+                            "slice-lstm-gan.md", info, ("steps", "batch", "cases", "processes", "seconds"),
+                            grid={"min": info["grid"], "max": 128, "voxel": "the CT in-plane spacing"})
         print(f"done: {args.out / 'model.safetensors'} sha256 {digest}")
     if dist.world > 1:
         torch.distributed.destroy_process_group()
     return 0
-
-
-def install(weights: Path, name: str, config: SliceLstmGanConfig, info: dict) -> None:
-    import shutil
-
-    from LungTumorReconLib.model_registry import registry as read_registry
-    from LungTumorReconLib.resources import resource_path
-
-    models = resource_path("Models")  # where model_registry reads them
-    models.mkdir(exist_ok=True)
-    target = models / f"{name}.safetensors"
-    shutil.copyfile(weights, target)
-    path = models / "registry.json"
-    registry = read_registry()
-    registry[name] = {
-        "architecture": "slice-lstm-gan",
-        "config": config.as_dict(),
-        "grid": {"min": info["grid"], "max": 128, "voxel": "the CT in-plane spacing"},
-        "weights": target.name,
-        "sha256": info["sha256"],
-        "card": "slice-lstm-gan.md",
-        "training": {k: info[k] for k in ("steps", "batch", "cases", "processes", "seconds")},
-    }
-    path.write_text(json.dumps(registry, indent=2) + "\n")
 
 
 if __name__ == "__main__":

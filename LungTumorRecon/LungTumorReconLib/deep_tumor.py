@@ -30,8 +30,7 @@ SEED_REACH_MM = 10.0  # a component this close to the seed still counts as the s
 @dataclass
 class DeepTumorResult:
     mask: np.ndarray  # (k, j, i) bool
-    probability: np.ndarray  # (k, j, i) float32, 0 outside the regions
-    regions: list[tuple[slice, slice, slice]]
+    probability: np.ndarray  # (k, j, i) float32, 0 outside the regions the network saw
 
 
 def normalise_hu(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
@@ -44,8 +43,9 @@ def model_grid_shape(shape_kji, spacing_kji, pixel_mm: float) -> tuple[int, int,
             max(1, int(round(shape_kji[2] * spacing_kji[2] / pixel_mm))))
 
 
-def to_model_grid(array: np.ndarray, spacing_kji, pixel_mm: float, mode: str = "trilinear"):
-    """(k, j, i) array → torch (1, 1, k, j', i') at ``pixel_mm`` in-plane (slices unchanged)."""
+def to_model_grid(array: np.ndarray, spacing_kji, pixel_mm: float):
+    """(k, j, i) array → torch (1, 1, k, j', i') at ``pixel_mm`` in-plane (slices unchanged),
+    by linear interpolation."""
     import torch
     import torch.nn.functional as F
 
@@ -53,8 +53,6 @@ def to_model_grid(array: np.ndarray, spacing_kji, pixel_mm: float, mode: str = "
     size = model_grid_shape(array.shape, spacing_kji, pixel_mm)
     if size == tuple(array.shape):
         return x
-    if mode == "nearest":
-        return F.interpolate(x, size=size, mode="nearest")
     return F.interpolate(x, size=size, mode="trilinear", align_corners=False)
 
 
@@ -119,7 +117,7 @@ def segment_tumor_deep(model, hu: np.ndarray, geometry: VolumeGeometry, seeds_kj
     spacing_kji = tuple(float(v) for v in geometry.spacing[::-1])
     mask = np.zeros(hu.shape, dtype=bool)
     probability = np.zeros(hu.shape, dtype=np.float32)
-    regions: list[tuple[slice, slice, slice]] = []
+    has_lungs = lungs is not None and lungs.any()
     if seeds_kji:
         for kji in seeds_kji:
             box = _box(kji, SEED_BOX_MM, spacing_kji, hu.shape)
@@ -127,10 +125,10 @@ def segment_tumor_deep(model, hu: np.ndarray, geometry: VolumeGeometry, seeds_kj
             np.maximum(probability[box], prob, out=probability[box])
             local = post_process(prob, spacing_kji, config.threshold, config.dilation_radius, config.pixel_mm)
             mask[box] |= _component_at(local, tuple(int(c - b.start) for c, b in zip(kji, box)), spacing_kji)
-            regions.append(box)
-        return DeepTumorResult(mask, probability, regions)
-    if lungs is not None and lungs.any():
-        lo, hi = (np.argwhere(lungs).min(axis=0), np.argwhere(lungs).max(axis=0))
+        return DeepTumorResult(mask, probability)
+    if has_lungs:
+        points = np.argwhere(lungs)
+        lo, hi = points.min(axis=0), points.max(axis=0)
         margin = [int(np.ceil(LUNG_MARGIN_MM / s)) for s in spacing_kji]
         box = tuple(slice(max(0, a - m), min(n, b + m + 1)) for a, b, m, n in zip(lo, hi, margin, hu.shape))
     else:
@@ -138,9 +136,9 @@ def segment_tumor_deep(model, hu: np.ndarray, geometry: VolumeGeometry, seeds_kj
     prob = predict_probability(model, hu[box], spacing_kji, device)
     probability[box] = prob
     local = post_process(prob, spacing_kji, config.threshold, config.dilation_radius, config.pixel_mm)
-    if lungs is not None and lungs.any():
+    if has_lungs:
         labels, n = ndi.label(local)
         touching = np.unique(labels[local & lungs[box]])
         local = np.isin(labels, touching[touching > 0])
     mask[box] = local
-    return DeepTumorResult(mask, probability, [box])
+    return DeepTumorResult(mask, probability)

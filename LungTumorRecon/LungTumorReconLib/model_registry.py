@@ -15,9 +15,6 @@ from pathlib import Path
 from .errors import InputError
 from .resources import resource_path
 
-ARCHITECTURES = ("slice-lstm-gan", "r3d-dense-unet", "dense-highres3dnet", "ensemble")
-
-
 def registry() -> dict[str, dict]:
     path = resource_path("Models", "registry.json")
     return json.loads(path.read_text()) if path.is_file() else {}

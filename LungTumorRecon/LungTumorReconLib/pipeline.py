@@ -251,6 +251,18 @@ def run_on_volume(
     )
 
 
+def _lung_union(lungs: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Both lungs in one mask (None without any lung segment)."""
+    union = None
+    for mask in lungs.values():
+        union = mask.copy() if union is None else union | mask
+    return union
+
+
+def _tumor_seeds_kji(seeds: list[Seed], geometry) -> list[tuple[int, int, int]]:
+    return [geometry.nearest_kji(np.asarray(s.lps)) for s in seeds if s.label == TUMOR]
+
+
 def _deep_tumours(ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray], options: PipelineOptions, device: str
                   ) -> tuple[np.ndarray | None, dict]:
     """A deep segmenter's tumours: around each ``tumor`` seed, or over the lungs without seeds."""
@@ -260,10 +272,8 @@ def _deep_tumours(ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray],
     name = methods.DEEP_TUMOR_MODELS[options.tumor]
     model = load_model(name, device=device, weights=options.weights)
     g = ct.geometry
-    starts = [g.nearest_kji(np.asarray(s.lps)) for s in seeds if s.label == TUMOR]
-    lung_union = None
-    for mask in lungs.values():
-        lung_union = mask.copy() if lung_union is None else lung_union | mask
+    starts = _tumor_seeds_kji(seeds, g)
+    lung_union = _lung_union(lungs)
     result = segment_tumor_deep(model, ct.array, g, starts, lung_union, device)
     if not result.mask.any():
         where = "near the tumor seed(s)" if starts else "in the lungs" if lung_union is not None else "in the CT"
@@ -285,10 +295,8 @@ def _cluster_tumours(
     """One tumour per ``tumor`` seed; without seeds, the best automatic candidate in the lungs."""
     params = TumorClusterParameters(per_slice=per_slice)
     g = ct.geometry
-    lung_union = None
-    for mask in lungs.values():
-        lung_union = mask.copy() if lung_union is None else lung_union | mask
-    starts = [g.nearest_kji(np.asarray(s.lps)) for s in seeds if s.label == TUMOR]
+    lung_union = _lung_union(lungs)
+    starts = _tumor_seeds_kji(seeds, g)
     listed: list[dict] = []
     region = lung_union
     if starts and (lung_union is None or not lung_union.any()):

@@ -75,14 +75,16 @@ def test_logic_adapts_the_pipeline_to_mrml_nodes(module, small_case):
     assert len(scene.nodes_by_class("vtkMRMLSegmentationNode")) == 1
 
 
-def test_logic_refuses_unbuilt_methods(module, chest64):
+def test_logic_refuses_unbuilt_methods(module, chest64, monkeypatch):
+    from LungTumorReconLib import methods
     from LungTumorReconLib.errors import UnavailableError
     from LungTumorReconLib.scene import Scene
 
+    monkeypatch.setitem(methods._NOT_YET, ("tumor", "lnhg"), "issue 99")  # as a later issue's method would be
     scene = Scene()
     volume = scene.add_volume(chest64.array, chest64.geometry)
     with pytest.raises(UnavailableError, match="not available yet"):
-        module.LungTumorReconLogic().process(volume, tumor="resunet", scene=scene)
+        module.LungTumorReconLogic().process(volume, tumor="lnhg", scene=scene)
 
 
 def test_module_imports_without_the_packages_slicer_lacks():

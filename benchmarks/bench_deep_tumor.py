@@ -7,10 +7,12 @@ among its training data is replaced there by its fold trained without it
 (``<model>-without-lung1``, ``-without-lidc``), or, without such a fold, not scored there.
 
 Measures: Dice (3D), seed paper 004's Dice2D (mean per-slice Dice over the slices holding
-tumour), mean surface distance (MSD) and HD95 in mm, time per tumour.
+tumour), mean surface distance (MSD) and HD95 in mm, seed paper 003's pixel accuracy (over the
+box the networks see around the seed), IoU and true-positive rate, time per tumour.
 
 Also: each model's parameter count, and the time and peak memory of an unseeded run over the
-lungs of a 512 x 512 x 100 CT (the issue's budget: 60 s and 8 GB on 2 CPU cores).
+lungs of a 512 x 512 x 100 CT (the issue's budget: 60 s and 8 GB on 2 CPU cores); for the
+two-stage ResUNet the lungs are its own organ stage's, and the time includes that stage.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import numpy as np
 from bench_tumor import SYNTHETIC_SEEDS, _deepest, cases
 from harness import measure, table
 
-from LungTumorReconLib.deep_tumor import segment_tumor_deep
-from LungTumorReconLib.evaluation import compare_masks, dice_2d
+from LungTumorReconLib.deep_tumor import SEED_BOX_MM, box_around, segment_tumor_deep, segment_tumor_in_regions
+from LungTumorReconLib.evaluation import compare_masks, confusion_scores, detection_counts, dice_2d
+from LungTumorReconLib.lnhg import region_segmenter
+from LungTumorReconLib.lungs_resunet import LUNG_MODEL, segment_lungs_resunet
 from LungTumorReconLib.model_registry import load_model, registry
+from LungTumorReconLib.synthetic_thorax import TUMOR_KINDS
 from LungTumorReconLib.tumor_clustering import TumorClusterParameters, segment_tumor_at_seed
 
 REAL_NAME = {"lung1": "lung1", "LIDC-0001 (>=2 readers)": "LIDC-IDRI-0001"}  # bench case -> training name
@@ -37,6 +42,7 @@ DEEP = {  # method label -> (registry model, config overrides)
     "dense-highres3dnet-v1": ("dense-highres3dnet-v1", {}),
     "dense-highres3dnet-v2": ("dense-highres3dnet-v2", {}),
     "dense-highres3dnet-v1 plain sampling": ("dense-highres3dnet-v1-plain-sampling", {}),  # no DDC / DUC
+    "resunet": ("resunet-tumor", {}),  # seed paper 003's tumour stage (its organ stage: bench_lungs)
 }
 
 
@@ -50,15 +56,81 @@ def model_for(method: str, case: str, available: dict) -> str | None:
     return fold if fold in available else None
 
 
-def scores(mask, truth, spacing) -> dict:
+def scores(mask, truth, spacing, seed) -> dict:
     s = compare_masks(mask, truth, spacing)
-    return {"Dice": s["dice"], "Dice2D": dice_2d(mask, truth), "MSD (mm)": s["msd_mm"], "HD95 (mm)": s["hd95_mm"]}
+    c = confusion_scores(mask, truth, box_around(seed, SEED_BOX_MM, spacing, truth.shape))
+    return {"Dice": s["dice"], "Dice2D": dice_2d(mask, truth), "MSD (mm)": s["msd_mm"], "HD95 (mm)": s["hd95_mm"],
+            "pixel acc.": c["pixel_accuracy"], "IoU": c["iou"], "TPR": c["true_positive_rate"]}
 
 
 def _mean(values) -> float | None:
     """The mean of the defined values (a distance is undefined for an empty mask); None if none."""
     defined = [v for v in values if v is not None]
     return float(np.mean(defined)) if defined else None
+
+
+LNHG = {  # method label -> (generator registry model, mode); all share the lnhg-detector branch
+    "lnhg (fusion)": ("lnhg-generator", "fusion"),
+    "lnhg generator alone": ("lnhg-generator", "generator"),
+    "lnhg detector boxes alone": ("lnhg-generator", "detector"),
+    "lnhg no-adversarial generator": ("lnhg-generator-no-adversarial", "generator"),
+    "lnhg no-adversarial fusion": ("lnhg-generator-no-adversarial", "fusion"),
+    "lnhg no-perceptual generator": ("lnhg-generator-no-perceptual", "generator"),
+    "lnhg no-perceptual fusion": ("lnhg-generator-no-perceptual", "fusion"),
+}
+UNSEEDED = ("lung1", "LIDC-0001 (>=2 readers)", "IBSI GTV (--lungs none)", *(f"synthetic {k} #11" for k in TUMOR_KINDS))
+
+
+def lnhg_segmenters(available: dict) -> dict:
+    """method label -> a function (hu, geometry, seeds, lungs) -> DeepTumorResult; the branches'
+    outputs are shared between the labels (one cache), so only the first label of a generator
+    pays for its run (the time column says so)."""
+    if "lnhg-detector" not in available:
+        return {}
+    detector = load_model("lnhg-detector")
+    generators = {name: load_model(name) for name, _ in LNHG.values() if name in available}
+    cache: dict = {}
+    out = {}
+    for label, (name, mode) in LNHG.items():
+        if name in generators:
+            segment = region_segmenter(generators[name], detector, "cpu", mode, cache=cache)
+            out[label] = (lambda hu, g, seeds, lungs, segment=segment: segment_tumor_in_regions(segment, hu, g, seeds, lungs))
+    return out
+
+
+def unseeded(all_cases, deep: dict, models: dict, lnhg: dict, available: dict) -> None:
+    """Each deep model over the lungs without a seed: Dice, false-positive components and
+    missed tumours per case (seed paper 002's reason for its second branch)."""
+    rows = []
+    for name, hu, geometry, truth, lungs in all_cases:
+        if name not in UNSEEDED:
+            continue
+        organ = lungs
+        if "resunet" in deep:  # the two-stage ResUNet searches its own organ stage's lungs
+            organ = np.zeros(hu.shape, bool)
+            for mask in segment_lungs_resunet(hu, geometry, load_model(LUNG_MODEL)).values():
+                organ |= mask
+        runs = {m: (lambda m=m: segment_tumor_deep(models[(m, model_for(m, name, available))], hu, geometry, [],
+                                                   organ if m == "resunet" else lungs))
+                for m, (_, overrides) in deep.items() if not overrides and (m, model_for(m, name, available)) in models}
+        runs.update({m: (lambda fn=fn: fn(hu, geometry, [], lungs)) for m, fn in lnhg.items()})
+        for method, run in runs.items():
+            result, seconds, _ = measure(run, trace=False)
+            counts = detection_counts(result.mask, truth)
+            rows.append({"case": name, "method": method, "Dice": compare_masks(result.mask, truth, tuple(geometry.spacing[::-1]))["dice"],
+                         "FP components": counts["false_positive_components"],
+                         "FN tumours": counts["false_negative_tumours"], "time (s)": seconds})
+    print("\n## Without a seed, over the lungs: false-positive components and missed tumours per case\n")
+    print(table(rows, ["case", "method", "Dice", "FP components", "FN tumours", "time (s)"]))
+    summary = []
+    for group, real in (("real (3, held out)", True), ("synthetic #11 (6 kinds)", False)):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            sel = [r for r in rows if r["method"] == method and r["case"].startswith("synthetic") != real]
+            summary.append({"cases": group, "method": method, "mean Dice": float(np.mean([r["Dice"] for r in sel])),
+                            "FP components per case": float(np.mean([r["FP components"] for r in sel])),
+                            "FN tumours per case": float(np.mean([r["FN tumours"] for r in sel]))})
+    print("\n## Without a seed, means\n")
+    print(table(summary, ["cases", "method", "mean Dice", "FP components per case", "FN tumours per case"]))
 
 
 def main() -> None:
@@ -71,13 +143,15 @@ def main() -> None:
                 model = load_model(fold)
                 model.config = replace(model.config, **overrides)
                 models[(method, fold)] = model
+    lnhg = lnhg_segmenters(available)
     rows = []
-    for name, hu, geometry, truth, lungs in cases():
+    all_cases = cases()
+    for name, hu, geometry, truth, lungs in all_cases:
         seed = _deepest(truth, geometry.spacing[::-1])
         spacing = tuple(geometry.spacing[::-1])
         result, seconds, peak = measure(lambda: segment_tumor_at_seed(hu, geometry, seed, lungs, "gk",
                                                                       TumorClusterParameters()))
-        rows.append({"case": name, "method": "gk", "model": "-", **scores(result.mask, truth, spacing),
+        rows.append({"case": name, "method": "gk", "model": "-", **scores(result.mask, truth, spacing, seed),
                      "time (s)": seconds, "peak (MB)": peak})
         for method in deep:
             model_name = model_for(method, name, available)
@@ -86,7 +160,11 @@ def main() -> None:
             model = models[(method, model_name)]
             # untraced: PyTorch's allocations escape tracemalloc anyway; the 512^3 run below gives the memory
             result, seconds, peak = measure(lambda: segment_tumor_deep(model, hu, geometry, [seed], lungs), trace=False)
-            rows.append({"case": name, "method": method, "model": model_name, **scores(result.mask, truth, spacing),
+            rows.append({"case": name, "method": method, "model": model_name, **scores(result.mask, truth, spacing, seed),
+                         "time (s)": seconds, "peak (MB)": peak})
+        for method, run in lnhg.items():  # trained on synthetic chests only: every real case is held out
+            result, seconds, peak = measure(lambda: run(hu, geometry, [seed], lungs), trace=False)
+            rows.append({"case": name, "method": method, "model": LNHG[method][0], **scores(result.mask, truth, spacing, seed),
                          "time (s)": seconds, "peak (MB)": peak})
     gk = {r["case"]: r for r in rows if r["method"] == "gk"}
     for r in rows:
@@ -95,10 +173,12 @@ def main() -> None:
     print("## Deep tumour segmenters beside GK, real cases, from the same seed (leave-one-out models)\n")
     print(table(real, ["case", "method", "model", "Dice", "Dice2D", "MSD (mm)", "HD95 (mm)", "Dice ratio vs GK",
                        "time (s)", "peak (MB)"]))
+    print("\n## The same runs in seed paper 003's scores (pixel accuracy over the seed's box)\n")
+    print(table(real, ["case", "method", "model", "pixel acc.", "IoU", "TPR"]))
 
     summary = []
     for kind in sorted({r["case"].split(" #")[0] for r in rows if r["case"].startswith("synthetic")}):
-        for method in ["gk", *deep]:
+        for method in ["gk", *deep, *lnhg]:
             sel = [r for r in rows if r["case"].split(" #")[0] == kind and r["method"] == method]
             summary.append({"kind": kind.removeprefix("synthetic "), "method": method, "cases": len(sel),
                             "mean Dice": float(np.mean([r["Dice"] for r in sel])),
@@ -106,10 +186,16 @@ def main() -> None:
                             "mean Dice2D": _mean([r["Dice2D"] for r in sel]),
                             "mean MSD (mm)": _mean([r["MSD (mm)"] for r in sel]),
                             "mean HD95 (mm)": _mean([r["HD95 (mm)"] for r in sel]),
+                            "mean pixel acc.": _mean([r["pixel acc."] for r in sel]),
+                            "mean IoU": _mean([r["IoU"] for r in sel]), "mean TPR": _mean([r["TPR"] for r in sel]),
                             "mean time (s)": float(np.mean([r["time (s)"] for r in sel]))})
     print(f"\n## Synthetic tumours by kind (generator seeds {', '.join(map(str, SYNTHETIC_SEEDS))}), from the same seed\n")
     print(table(summary, ["kind", "method", "cases", "mean Dice", "min Dice", "mean Dice2D", "mean MSD (mm)",
                           "mean HD95 (mm)", "mean time (s)"]))
+    print("\n## The same synthetic runs in seed paper 003's scores\n")
+    print(table(summary, ["kind", "method", "cases", "mean pixel acc.", "mean IoU", "mean TPR"]))
+
+    unseeded(all_cases, deep, models, lnhg, available)
 
     print("\n## Models: parameters, and an unseeded run over the lungs of a 512 x 512 x 100 CT (2 CPU cores)\n")
     from LungTumorReconLib.synthetic_thorax import make_thorax
@@ -122,11 +208,33 @@ def main() -> None:
             continue  # the same network as another row
         model = models[(method, name)]
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        result, seconds, peak = measure(lambda: segment_tumor_deep(model, big.ct, big.geometry, [], lungs))
+        if name == "resunet-tumor":  # two stages: the organ stage's lungs, then the tumour stage
+            organ = load_model(LUNG_MODEL)
+
+            def run(model=model, organ=organ):
+                found = segment_lungs_resunet(big.ct, big.geometry, organ)
+                union = np.zeros(big.ct.shape, bool)
+                for mask in found.values():
+                    union |= mask
+                return segment_tumor_deep(model, big.ct, big.geometry, [], union)
+        else:
+            def run(model=model):
+                return segment_tumor_deep(model, big.ct, big.geometry, [], lungs)
+        result, seconds, peak = measure(run)
         s = compare_masks(result.mask, big.labels["tumor"], tuple(big.geometry.spacing[::-1]))
         sizes.append({"method": method, "parameters": sum(p.numel() for p in model.parameters()),
                       "512x512x100 time (s)": seconds, "Dice (both tumours, no seed)": s["dice"],
                       "peak traced (MB)": peak,
+                      "process max RSS (MB)": max(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
+    if lnhg:
+        detector, generator = load_model("lnhg-detector"), load_model("lnhg-generator")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        segment = region_segmenter(generator, detector, "cpu", "fusion")
+        result, seconds, peak = measure(lambda: segment_tumor_in_regions(segment, big.ct, big.geometry, [], lungs))
+        s = compare_masks(result.mask, big.labels["tumor"], tuple(big.geometry.spacing[::-1]))
+        sizes.append({"method": "lnhg (fusion)",
+                      "parameters": sum(p.numel() for m in (generator, detector) for p in m.parameters()),
+                      "512x512x100 time (s)": seconds, "Dice (both tumours, no seed)": s["dice"], "peak traced (MB)": peak,
                       "process max RSS (MB)": max(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
     print(table(sizes, ["method", "parameters", "512x512x100 time (s)", "Dice (both tumours, no seed)",
                         "peak traced (MB)", "process max RSS (MB)"]))

@@ -34,7 +34,7 @@ def measure(fn: Callable[[], Any], trace: bool = True) -> tuple[Any, float, floa
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
-    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
+    widths = {c: max([len(c), *(len(_fmt(r.get(c))) for r in rows)]) for c in columns}
     lines = ["| " + " | ".join(c.ljust(widths[c]) for c in columns) + " |"]
     lines.append("|" + "|".join("-" * (widths[c] + 2) for c in columns) + "|")
     for r in rows:

@@ -237,6 +237,17 @@ def install(weights: Path, name: str, architecture: str, config, card: str, info
     install_weights(weights, name, architecture, config, card, info, TRAINING_KEYS)
 
 
+def finish(args, dist, info: dict, architecture: str, config, card: str) -> int:
+    """The end of a segmenter's entry point: install (``--install``), report, leave the process group."""
+    if dist.main:
+        if args.install:
+            install(args.out / "model.safetensors", args.install, architecture, config, card, info)
+        print(f"done: {args.out / 'model.safetensors'} sha256 {info['sha256']}")
+    if dist.world > 1:
+        torch.distributed.destroy_process_group()
+    return 0
+
+
 def install_ensemble(name: str, members: list[str], card: str) -> None:
     """A registry entry that averages the probabilities of other entries (their SHA-256s are
     checked when each member loads)."""

@@ -20,7 +20,7 @@ import argparse
 
 import torch
 from common import add_run_arguments, start
-from segmenter_training import add_segmenter_arguments, cases_for_run, install, train_segmenter
+from segmenter_training import add_segmenter_arguments, cases_for_run, finish, train_segmenter
 
 from LungTumorReconLib.networks.dense_highres3dnet import DenseHighRes3DNet, DenseHighRes3DNetConfig
 
@@ -70,14 +70,7 @@ def main(argv=None) -> int:
         {**record, "rounds": args.rounds, "dice_steps": args.dice_steps, "focal_steps": args.focal_steps},
         loss_at=loss_schedule(args.dice_steps, args.focal_steps), augment=augmentation(args.seed + dist.rank),
         weight_decay=args.weight_decay)
-    if dist.main:
-        if args.install:
-            install(args.out / "model.safetensors", args.install, "dense-highres3dnet", config,
-                    "dense-highres3dnet.md", info)
-        print(f"done: {args.out / 'model.safetensors'} sha256 {info['sha256']}")
-    if dist.world > 1:
-        torch.distributed.destroy_process_group()
-    return 0
+    return finish(args, dist, info, "dense-highres3dnet", config, "dense-highres3dnet.md")
 
 
 if __name__ == "__main__":

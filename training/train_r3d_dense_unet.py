@@ -17,7 +17,7 @@ import argparse
 
 import torch
 from common import add_run_arguments, start
-from segmenter_training import add_segmenter_arguments, cases_for_run, install, train_segmenter
+from segmenter_training import add_segmenter_arguments, cases_for_run, finish, train_segmenter
 
 from LungTumorReconLib.networks.recurrent_dense_unet import RecurrentDenseUNet, RecurrentDenseUNetConfig
 
@@ -36,13 +36,7 @@ def main(argv=None) -> int:
     model = RecurrentDenseUNet(config).to(dist.device)
     cases, record = cases_for_run(config, args, dist)
     info = train_segmenter(model, cases, args, dist, record)
-    if dist.main:
-        if args.install:
-            install(args.out / "model.safetensors", args.install, "r3d-dense-unet", config, "r3d-dense-unet.md", info)
-        print(f"done: {args.out / 'model.safetensors'} sha256 {info['sha256']}")
-    if dist.world > 1:
-        torch.distributed.destroy_process_group()
-    return 0
+    return finish(args, dist, info, "r3d-dense-unet", config, "r3d-dense-unet.md")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,12 @@ def to_model_grid(array: np.ndarray, spacing_kji, pixel_mm: float):
 
 def predict_probability(model, hu: np.ndarray, spacing_kji, device: str = "cpu", sw_batch_size: int = 2) -> np.ndarray:
     """The model's tumour probability on the (k, j, i) grid of ``hu`` (a region of the CT)."""
+    return predict_channels(model, hu, spacing_kji, device, sw_batch_size)[0]
+
+
+def predict_channels(model, hu: np.ndarray, spacing_kji, device: str = "cpu", sw_batch_size: int = 2,
+                     activation=None) -> np.ndarray:
+    """Each output channel's probability (``activation``, default sigmoid), (C, k, j, i) on the grid of ``hu``."""
     import torch
     import torch.nn.functional as F
     from monai.inferers import sliding_window_inference
@@ -70,14 +77,15 @@ def predict_probability(model, hu: np.ndarray, spacing_kji, device: str = "cpu",
     pad_h, pad_w = -h % multiple, -w % multiple
     x = F.pad(x, (0, pad_w, 0, pad_h, 0, pad_s))  # 0 = air after normalisation
     roi = (config.window_slices, h + pad_h, w + pad_w)
+    activation = activation or torch.sigmoid
     with torch.inference_mode():
         prob = sliding_window_inference(
-            x.to(device), roi, sw_batch_size, lambda t: torch.sigmoid(model(t)),
+            x.to(device), roi, sw_batch_size, lambda t: activation(model(t)),
             overlap=(1.0 - config.window_stride / config.window_slices, 0.0, 0.0), mode="constant",
         )
         prob = prob[..., :s, :h, :w].float()
         prob = F.interpolate(prob, size=tuple(hu.shape), mode="trilinear", align_corners=False)
-    return prob[0, 0].cpu().numpy()
+    return prob[0].cpu().numpy()
 
 
 def post_process(probability: np.ndarray, spacing_kji, threshold: float, radius_px: int, pixel_mm: float) -> np.ndarray:
@@ -92,7 +100,8 @@ def post_process(probability: np.ndarray, spacing_kji, threshold: float, radius_
     return ndi.binary_dilation(mask, structure=disk[None])
 
 
-def _box(centre_kji, half_mm, spacing_kji, shape) -> tuple[slice, slice, slice]:
+def box_around(centre_kji, half_mm, spacing_kji, shape) -> tuple[slice, slice, slice]:
+    """The box of half-sizes ``half_mm`` (k, j, i) around a voxel, clipped to ``shape``."""
     return tuple(slice(max(0, int(c - h / s)), min(n, int(c + h / s) + 1))
                  for c, h, s, n in zip(centre_kji, half_mm, spacing_kji, shape))
 
@@ -114,16 +123,30 @@ def segment_tumor_deep(model, hu: np.ndarray, geometry: VolumeGeometry, seeds_kj
                        lungs: np.ndarray | None = None, device: str = "cpu") -> DeepTumorResult:
     """The tumour mask by ``model`` (a registry network with a ``config``), see the module doc."""
     config = model.config
+
+    def segment(region: np.ndarray, spacing_kji) -> tuple[np.ndarray, np.ndarray]:
+        prob = predict_probability(model, region, spacing_kji, device)
+        return post_process(prob, spacing_kji, config.threshold, config.dilation_radius, config.pixel_mm), prob
+    return segment_tumor_in_regions(segment, hu, geometry, seeds_kji, lungs)
+
+
+RegionSegmenter = Callable[[np.ndarray, tuple], tuple[np.ndarray, np.ndarray]]
+
+
+def segment_tumor_in_regions(segment: RegionSegmenter, hu: np.ndarray, geometry: VolumeGeometry,
+                             seeds_kji: list[tuple[int, int, int]], lungs: np.ndarray | None = None) -> DeepTumorResult:
+    """Steps 1 and 5 of the module doc around ``segment(hu_region, spacing_kji) -> (mask,
+    probability)``, which does the rest (a network and its post-processing, or LNHG's two
+    branches and their fusion)."""
     spacing_kji = tuple(float(v) for v in geometry.spacing[::-1])
     mask = np.zeros(hu.shape, dtype=bool)
     probability = np.zeros(hu.shape, dtype=np.float32)
     has_lungs = lungs is not None and lungs.any()
     if seeds_kji:
         for kji in seeds_kji:
-            box = _box(kji, SEED_BOX_MM, spacing_kji, hu.shape)
-            prob = predict_probability(model, hu[box], spacing_kji, device)
+            box = box_around(kji, SEED_BOX_MM, spacing_kji, hu.shape)
+            local, prob = segment(hu[box], spacing_kji)
             np.maximum(probability[box], prob, out=probability[box])
-            local = post_process(prob, spacing_kji, config.threshold, config.dilation_radius, config.pixel_mm)
             mask[box] |= _component_at(local, tuple(int(c - b.start) for c, b in zip(kji, box)), spacing_kji)
         return DeepTumorResult(mask, probability)
     if has_lungs:
@@ -133,9 +156,8 @@ def segment_tumor_deep(model, hu: np.ndarray, geometry: VolumeGeometry, seeds_kj
         box = tuple(slice(max(0, a - m), min(n, b + m + 1)) for a, b, m, n in zip(lo, hi, margin, hu.shape))
     else:
         box = tuple(slice(0, n) for n in hu.shape)
-    prob = predict_probability(model, hu[box], spacing_kji, device)
+    local, prob = segment(hu[box], spacing_kji)
     probability[box] = prob
-    local = post_process(prob, spacing_kji, config.threshold, config.dilation_radius, config.pixel_mm)
     if has_lungs:
         labels, n = ndi.label(local)
         touching = np.unique(labels[local & lungs[box]])

@@ -75,3 +75,40 @@ def dice_2d(pred: np.ndarray, ref: np.ndarray) -> float | None:
     inter = (pred[slices] & ref[slices]).sum(axis=(1, 2))
     total = pred[slices].sum(axis=(1, 2)) + ref[slices].sum(axis=(1, 2))
     return float(np.mean(2.0 * inter / total))
+
+
+def confusion_scores(pred: np.ndarray, ref: np.ndarray, region: tuple[slice, ...] | None = None) -> dict:
+    """Seed paper 003's scores from the confusion matrix (MONAI): pixel accuracy
+    (TP + TN) / N, IoU TP / (TP + FP + FN) and true-positive rate TP / (TP + FN).
+
+    Accuracy counts true negatives, so it depends on the region it is taken over: ``region``
+    (e.g. the box a network saw around its seed); the whole arrays without one.
+    """
+    import torch
+    from monai.metrics import compute_confusion_matrix_metric, get_confusion_matrix
+
+    if region is not None:
+        pred, ref = pred[region], ref[region]
+    p = torch.from_numpy(np.ascontiguousarray(pred, dtype=np.float32)).reshape(1, 1, -1)
+    r = torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float32)).reshape(1, 1, -1)
+    matrix = get_confusion_matrix(p, r, include_background=True)
+    tp, fp, tn, fn = (float(v) for v in matrix[0, 0])
+    return {"pixel_accuracy": float(compute_confusion_matrix_metric("accuracy", matrix)),
+            "iou": tp / (tp + fp + fn) if tp + fp + fn else 1.0,
+            "true_positive_rate": float(compute_confusion_matrix_metric("sensitivity", matrix)) if tp + fn else None}
+
+
+def detection_counts(pred: np.ndarray, ref: np.ndarray) -> dict:
+    """Per case: false-positive components (3D connected components of ``pred`` that touch no
+    reference voxel) and false-negative tumours (components of ``ref`` that no predicted voxel
+    touches)."""
+    from scipy import ndimage as ndi
+
+    pred, ref = pred.astype(bool), ref.astype(bool)
+    pred_labels, n_pred = ndi.label(pred)
+    ref_labels, n_ref = ndi.label(ref)
+    hit_pred = np.unique(pred_labels[pred & ref])
+    hit_ref = np.unique(ref_labels[pred & ref])
+    return {"false_positive_components": int(n_pred - np.count_nonzero(hit_pred)),
+            "false_negative_tumours": int(n_ref - np.count_nonzero(hit_ref)),
+            "components": int(n_pred), "tumours": int(n_ref)}

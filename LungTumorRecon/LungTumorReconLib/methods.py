@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from .errors import UnavailableError
 
-LUNG_METHODS = ("snake", "threshold", "none")
+LUNG_METHODS = ("snake", "threshold", "resunet", "none")
+DEEP_LUNG_METHODS = ("resunet",)  # the organ stage of seed paper 003
 TUMOR_METHODS = ("gk", "fcm", "kmeans", "r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet",
                  "dense-highres3dnet-v1", "dense-highres3dnet-v2", "none")
 RECON_METHODS = ("gan", "mc", "mc-fairing", "interp-mc", "none")
@@ -21,6 +22,8 @@ DEEP_TUMOR_MODELS = {  # --tumor method -> shipped registry model
     "dense-highres3dnet": "dense-highres3dnet",  # the ensemble of v1 and v2 (the paper's final model)
     "dense-highres3dnet-v1": "dense-highres3dnet-v1",
     "dense-highres3dnet-v2": "dense-highres3dnet-v2",
+    "resunet": "resunet-tumor",  # the tumour stage; its organ stage is --lungs resunet
+    "lnhg": "lnhg-generator",  # with the lnhg-detector branch (--weights replaces the generator's)
 }
 
 # The best method built so far for each stage, by `make bench` (see README).
@@ -28,9 +31,7 @@ DEFAULT_LUNGS = "snake"
 DEFAULT_TUMOR = "gk"  # seeded when a tumor seed is given, else the best automatic candidate
 DEFAULT_RECON = "interp-mc"  # best on the real cases of make bench (README); the GAN is close on synthetic
 
-_NOT_YET = {
-    **{("tumor", m): "issues 8-9" for m in DEEP_TUMOR_METHODS if m not in DEEP_TUMOR_MODELS},
-}
+_NOT_YET: dict[tuple[str, str], str] = {}  # (stage, method) -> the issue that will build it
 
 
 def check_available(stage: str, method: str) -> None:

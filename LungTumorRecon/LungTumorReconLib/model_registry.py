@@ -42,6 +42,18 @@ def build_network(architecture: str, config: dict):
         from .networks.dense_highres3dnet import DenseHighRes3DNet, DenseHighRes3DNetConfig
 
         return DenseHighRes3DNet(DenseHighRes3DNetConfig(**fields))
+    if architecture == "resunet":
+        from .networks.resunet import ResUNet, ResUNetConfig
+
+        return ResUNet(ResUNetConfig(**fields))
+    if architecture == "lnhg-generator":
+        from .networks.lnhg_wgan import LnhgGeneratorConfig, NoduleGenerator
+
+        return NoduleGenerator(LnhgGeneratorConfig(**fields))
+    if architecture == "nodule-detector":
+        from .networks.nodule_detector import NoduleDetectorConfig, build_nodule_detector
+
+        return build_nodule_detector(NoduleDetectorConfig(**fields))
     raise InputError(f"unknown architecture {architecture!r}")
 
 

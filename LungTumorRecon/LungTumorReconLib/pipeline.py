@@ -52,7 +52,7 @@ class PipelineResult:
     methods: dict[str, dict]
     device: str
     timings_s: dict[str, float] = field(default_factory=dict)
-    heterogeneity: np.ndarray | None = None  # tumour-like membership, float32 (k, j, i)
+    heterogeneity: np.ndarray | None = None  # float32 (k, j, i): clustering membership, or LNHG's nodule image
     candidates: list[dict] = field(default_factory=list)  # automatic tumour candidates, best first
 
     @property
@@ -85,15 +85,26 @@ def check_options(options: PipelineOptions) -> str:
         from .model_registry import load_model
 
         load_model(methods.DEEP_TUMOR_MODELS[options.tumor], weights=options.weights)  # missing or bad weights: refused now
+        if options.tumor == "lnhg":
+            from .lnhg import DETECTOR_MODEL
+
+            load_model(DETECTOR_MODEL)
+    if options.lungs in methods.DEEP_LUNG_METHODS or options.tumor == "resunet":
+        from .lungs_resunet import LUNG_MODEL
+        from .model_registry import load_model
+
+        load_model(LUNG_MODEL)  # the organ stage's weights: missing or altered is refused now
     if options.lung_correction is not None and options.lungs == "none" and options.lungs_from is None:
-        raise UnavailableError("--lung-correction needs lungs: use --lungs snake|threshold or --lungs-from")
+        raise UnavailableError("--lung-correction needs lungs: use --lungs snake|threshold|resunet or --lungs-from")
     if options.recon_weights is not None:
         if options.recon != "gan":
             raise UnavailableError("--recon-weights is only used by --recon gan")
         from .model_registry import load_model
 
         load_model("slice-lstm-gan", weights=options.recon_weights)  # refuse a bad file before any work
-    return methods.resolve_device(options.device, needs_torch=options.tumor in methods.DEEP_TUMOR_METHODS or options.recon == "gan")
+    needs_torch = (options.tumor in methods.DEEP_TUMOR_METHODS or options.lungs in methods.DEEP_LUNG_METHODS
+                   or options.recon == "gan")
+    return methods.resolve_device(options.device, needs_torch=needs_torch)
 
 
 @dataclass
@@ -180,6 +191,9 @@ def run_on_volume(
         params = ThresholdLungParameters()
         lungs = segment_lungs_threshold(ct.array, ct.geometry, params)
         used["lungs"] = {"name": "threshold", "parameters": params.as_dict()}
+    elif options.lungs == "resunet":
+        progress(f"segmenting the lungs (ResUNet organ stage on {device})")
+        lungs, used["lungs"] = _resunet_lungs(ct, device)
     else:
         used["lungs"] = {"name": "none", "parameters": {}}
     if correction is not None:
@@ -212,7 +226,7 @@ def run_on_volume(
         used["tumor"] = {"name": options.tumor, "parameters": params.as_dict()}
     elif options.tumor in methods.DEEP_TUMOR_METHODS:
         progress(f"segmenting the tumour ({options.tumor} network on {device})")
-        tumor_mask, used["tumor"] = _deep_tumours(ct, seeds, lungs, options, device)
+        tumor_mask, heterogeneity, used["tumor"] = _deep_tumours(ct, seeds, lungs, options, device, progress)
     else:
         used["tumor"] = {"name": options.tumor, "parameters": {}}
     if tumor_mask is not None and tumor_mask.any():
@@ -263,18 +277,51 @@ def _tumor_seeds_kji(seeds: list[Seed], geometry) -> list[tuple[int, int, int]]:
     return [geometry.nearest_kji(np.asarray(s.lps)) for s in seeds if s.label == TUMOR]
 
 
-def _deep_tumours(ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray], options: PipelineOptions, device: str
-                  ) -> tuple[np.ndarray | None, dict]:
-    """A deep segmenter's tumours: around each ``tumor`` seed, or over the lungs without seeds."""
-    from .deep_tumor import SEED_BOX_MM, segment_tumor_deep
+def _resunet_lungs(ct: CTVolume, device: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Seed paper 003's organ stage on the lungs, and what the report records of it."""
+    from .lungs_resunet import LUNG_MODEL, segment_lungs_resunet
+    from .model_registry import load_model, registry
+
+    model = load_model(LUNG_MODEL, device=device)
+    lungs = segment_lungs_resunet(ct.array, ct.geometry, model, device)
+    config = model.config
+    return lungs, {"name": "resunet", "parameters": {"model": LUNG_MODEL, "weights": registry()[LUNG_MODEL]["weights"],
+                                                     "threshold": config.threshold, "pixel_mm": config.pixel_mm,
+                                                     "hu_window": list(config.hu_window)}}
+
+
+def _deep_tumours(ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray], options: PipelineOptions, device: str,
+                  progress: Progress | None = None) -> tuple[np.ndarray | None, np.ndarray | None, dict]:
+    """A deep segmenter's tumours, around each ``tumor`` seed or over the lungs without seeds,
+    and LNHG's heterogeneity image (None for the other models).
+
+    ``--tumor resunet`` without a seed is seed paper 003's second stage: its region is the
+    organ stage's lungs (``--lungs resunet``'s, or computed here when another lung method ran)."""
+    from .deep_tumor import SEED_BOX_MM, segment_tumor_deep, segment_tumor_in_regions
     from .model_registry import load_model, registry
 
     name = methods.DEEP_TUMOR_MODELS[options.tumor]
     model = load_model(name, device=device, weights=options.weights)
     g = ct.geometry
     starts = _tumor_seeds_kji(seeds, g)
+    organ = "lungs"
+    if options.tumor == "resunet" and not starts and options.lungs != "resunet":
+        if progress is not None:
+            progress(f"segmenting the lungs for the tumour stage (ResUNet organ stage on {device})")
+        lungs, _ = _resunet_lungs(ct, device)
+        organ = "ResUNet organ stage's lungs"
     lung_union = _lung_union(lungs)
-    result = segment_tumor_deep(model, ct.array, g, starts, lung_union, device)
+    heterogeneity, extra = None, {}
+    if options.tumor == "lnhg":  # the generator (model), the detector and their fusion
+        from .lnhg import DETECTOR_MODEL, region_segmenter
+
+        rules: list[str] = []
+        segment = region_segmenter(model, load_model(DETECTOR_MODEL, device=device), device, "fusion", rules)
+        result = segment_tumor_in_regions(segment, ct.array, g, starts, lung_union)
+        heterogeneity = np.where(result.mask, result.probability, 0.0).astype(np.float32)
+        extra = {"detector": DETECTOR_MODEL, "fusion": rules}
+    else:
+        result = segment_tumor_deep(model, ct.array, g, starts, lung_union, device)
     if not result.mask.any():
         where = "near the tumor seed(s)" if starts else "in the lungs" if lung_union is not None else "in the CT"
         ct.warnings.append(f"the {options.tumor} network found no tumour {where}: no tumour segment written")
@@ -285,8 +332,9 @@ def _deep_tumours(ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray],
                   "threshold": config.threshold, "dilation_radius_px": config.dilation_radius,
                   "pixel_mm": config.pixel_mm, "window_slices": config.window_slices,
                   "region": "seed boxes, half-sizes (k, j, i) mm " + str(list(SEED_BOX_MM)) if starts else
-                  "lungs' bounding box" if lung_union is not None else "whole CT"}
-    return (result.mask if result.mask.any() else None), {"name": options.tumor, "parameters": parameters}
+                  f"{organ}' bounding box" if lung_union is not None else "whole CT"}
+    parameters.update(extra)
+    return (result.mask if result.mask.any() else None), heterogeneity, {"name": options.tumor, "parameters": parameters}
 
 
 def _cluster_tumours(

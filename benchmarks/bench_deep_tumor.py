@@ -17,6 +17,7 @@ two-stage ResUNet the lungs are its own organ stage's, and the time includes tha
 
 from __future__ import annotations
 
+import functools
 import resource
 from dataclasses import replace
 
@@ -81,14 +82,31 @@ LNHG = {  # method label -> (generator registry model, mode); all share the lnhg
 UNSEEDED = ("lung1", "LIDC-0001 (>=2 readers)", "IBSI GTV (--lungs none)", *(f"synthetic {k} #11" for k in TUMOR_KINDS))
 
 
-def lnhg_segmenters(available: dict) -> dict:
+@functools.cache
+def organ_model():
+    """The ResUNet organ stage, loaded once."""
+    return load_model(LUNG_MODEL)
+
+
+def organ_lungs(hu, geometry) -> np.ndarray:
+    """Both lungs of the ResUNet organ stage in one mask."""
+    union = np.zeros(hu.shape, bool)
+    for mask in segment_lungs_resunet(hu, geometry, organ_model()).values():
+        union |= mask
+    return union
+
+
+def lnhg_branches(available: dict):
+    """(detector, {generator registry name: generator}), each loaded once; None without LNHG."""
+    if "lnhg-detector" not in available:
+        return None
+    return load_model("lnhg-detector"), {name: load_model(name) for name, _ in LNHG.values() if name in available}
+
+
+def lnhg_segmenters(detector, generators: dict) -> dict:
     """method label -> a function (hu, geometry, seeds, lungs) -> DeepTumorResult; the branches'
     outputs are shared between the labels (one cache), so only the first label of a generator
     pays for its run (the time column says so)."""
-    if "lnhg-detector" not in available:
-        return {}
-    detector = load_model("lnhg-detector")
-    generators = {name: load_model(name) for name, _ in LNHG.values() if name in available}
     cache: dict = {}
     out = {}
     for label, (name, mode) in LNHG.items():
@@ -105,11 +123,7 @@ def unseeded(all_cases, deep: dict, models: dict, lnhg: dict, available: dict) -
     for name, hu, geometry, truth, lungs in all_cases:
         if name not in UNSEEDED:
             continue
-        organ = lungs
-        if "resunet" in deep:  # the two-stage ResUNet searches its own organ stage's lungs
-            organ = np.zeros(hu.shape, bool)
-            for mask in segment_lungs_resunet(hu, geometry, load_model(LUNG_MODEL)).values():
-                organ |= mask
+        organ = organ_lungs(hu, geometry) if "resunet" in deep else lungs  # the two-stage ResUNet's own lungs
         runs = {m: (lambda m=m: segment_tumor_deep(models[(m, model_for(m, name, available))], hu, geometry, [],
                                                    organ if m == "resunet" else lungs))
                 for m, (_, overrides) in deep.items() if not overrides and (m, model_for(m, name, available)) in models}
@@ -143,7 +157,8 @@ def main() -> None:
                 model = load_model(fold)
                 model.config = replace(model.config, **overrides)
                 models[(method, fold)] = model
-    lnhg = lnhg_segmenters(available)
+    branches = lnhg_branches(available)
+    lnhg = lnhg_segmenters(*branches) if branches else {}
     rows = []
     all_cases = cases()
     for name, hu, geometry, truth, lungs in all_cases:
@@ -209,14 +224,8 @@ def main() -> None:
         model = models[(method, name)]
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if name == "resunet-tumor":  # two stages: the organ stage's lungs, then the tumour stage
-            organ = load_model(LUNG_MODEL)
-
-            def run(model=model, organ=organ):
-                found = segment_lungs_resunet(big.ct, big.geometry, organ)
-                union = np.zeros(big.ct.shape, bool)
-                for mask in found.values():
-                    union |= mask
-                return segment_tumor_deep(model, big.ct, big.geometry, [], union)
+            def run(model=model):
+                return segment_tumor_deep(model, big.ct, big.geometry, [], organ_lungs(big.ct, big.geometry))
         else:
             def run(model=model):
                 return segment_tumor_deep(model, big.ct, big.geometry, [], lungs)
@@ -226,8 +235,8 @@ def main() -> None:
                       "512x512x100 time (s)": seconds, "Dice (both tumours, no seed)": s["dice"],
                       "peak traced (MB)": peak,
                       "process max RSS (MB)": max(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
-    if lnhg:
-        detector, generator = load_model("lnhg-detector"), load_model("lnhg-generator")
+    if branches and "lnhg-generator" in branches[1]:
+        detector, generator = branches[0], branches[1]["lnhg-generator"]
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         segment = region_segmenter(generator, detector, "cpu", "fusion")
         result, seconds, peak = measure(lambda: segment_tumor_in_regions(segment, big.ct, big.geometry, [], lungs))

@@ -32,7 +32,7 @@ from common import (
     write_registry_entry,
 )
 
-from LungTumorReconLib.deep_tumor import normalise_hu, to_model_grid
+from LungTumorReconLib.deep_tumor import model_grid_image, to_model_grid
 from LungTumorReconLib.synthetic_thorax import TUMOR_KINDS
 from LungTumorReconLib.tumor_datasets import TRAINABLE_REAL_CASES, TumorCase, read_real_case, synthetic_tumor_case
 
@@ -63,7 +63,7 @@ def add_segmenter_arguments(parser, batch: int, lr: float) -> None:
 
 def on_model_grid(case: TumorCase, config) -> GridCase:
     spacing_kji = tuple(float(v) for v in case.geometry.spacing[::-1])
-    image = to_model_grid(normalise_hu(case.hu, config.hu_window), spacing_kji, config.pixel_mm)[0, 0].numpy()
+    image = model_grid_image(case.hu, spacing_kji, config)[0, 0].numpy()
     label = to_model_grid(case.mask.astype(np.float32), spacing_kji, config.pixel_mm)[0, 0].numpy() > 0.5
     return GridCase(case.name, image, label)
 

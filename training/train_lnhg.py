@@ -185,9 +185,10 @@ def train_detector(args, dist, cases) -> dict:
             for axis in (1, 2):
                 if rng.random() < 0.5:
                     stack, truth = np.flip(stack, axis), np.flip(truth, axis - 1)
+            boxes = _boxes(truth)
             images.append(torch.from_numpy(np.ascontiguousarray(stack)).to(dist.device))
-            targets.append({"boxes": torch.from_numpy(_boxes(truth)).to(dist.device),
-                            "labels": torch.ones(len(_boxes(truth)), dtype=torch.int64, device=dist.device)})
+            targets.append({"boxes": torch.from_numpy(boxes).to(dist.device),
+                            "labels": torch.ones(len(boxes), dtype=torch.int64, device=dist.device)})
         losses = detector(images, targets)
         loss = sum(losses.values())
         optimiser.zero_grad()

@@ -32,7 +32,7 @@ from common import DATA, add_run_arguments, shard, start
 from segmenter_training import GridCase, add_segmenter_arguments, cases_for_run, finish, train_segmenter
 
 from LungTumorReconLib.ct_io import read_ct
-from LungTumorReconLib.deep_tumor import normalise_hu, to_model_grid
+from LungTumorReconLib.deep_tumor import model_grid_image, to_model_grid
 from LungTumorReconLib.networks.resunet import ResUNet, ResUNetConfig, equalisation_curve, intensity_histogram
 
 FIRST_LUNG_SEED = 500  # bench_lungs uses thorax seeds 1-5, the tumour benches 11-37 and 9001+
@@ -42,7 +42,7 @@ TUMOR_CONFIG = ResUNetConfig()
 
 def _lung_grid_case(name: str, hu: np.ndarray, spacing_kji, lungs: list[np.ndarray], config) -> GridCase:
     """Label 1 = the lung whose centre lies at the lower i, 2 = the other (model grid)."""
-    image = to_model_grid(normalise_hu(hu, config.hu_window), spacing_kji, config.pixel_mm)[0, 0].numpy()
+    image = model_grid_image(hu, spacing_kji, config)[0, 0].numpy()
     label = np.zeros(image.shape, dtype=np.uint8)
     order = sorted(lungs, key=lambda m: np.argwhere(m)[:, 2].mean() if m.any() else np.inf)
     for code, mask in enumerate(order, start=1):

@@ -57,6 +57,12 @@ def to_model_grid(array: np.ndarray, spacing_kji, pixel_mm: float):
     return F.interpolate(x, size=size, mode="trilinear", align_corners=False)
 
 
+def model_grid_image(hu: np.ndarray, spacing_kji, config):
+    """The network's input image: HU in the model's window as 0..1, on its in-plane pixel size,
+    as torch (1, 1, k, j', i'). Inference and training both make it here."""
+    return to_model_grid(normalise_hu(hu, config.hu_window), spacing_kji, config.pixel_mm)
+
+
 def predict_probability(model, hu: np.ndarray, spacing_kji, device: str = "cpu", sw_batch_size: int = 2) -> np.ndarray:
     """The model's tumour probability on the (k, j, i) grid of ``hu`` (a region of the CT)."""
     return predict_channels(model, hu, spacing_kji, device, sw_batch_size)[0]
@@ -70,7 +76,7 @@ def predict_channels(model, hu: np.ndarray, spacing_kji, device: str = "cpu", sw
     from monai.inferers import sliding_window_inference
 
     config = model.config
-    x = to_model_grid(normalise_hu(hu, config.hu_window), spacing_kji, config.pixel_mm)
+    x = model_grid_image(hu, spacing_kji, config)
     s, h, w = x.shape[2:]
     multiple = config.in_plane_multiple
     pad_s = max(0, config.window_slices - s)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .deep_tumor import normalise_hu, predict_channels, to_model_grid
+from .deep_tumor import model_grid_image, predict_channels
 
 MODES = ("fusion", "generator", "detector")
 GENERATOR_MODEL = "lnhg-generator"
@@ -46,22 +46,19 @@ def three_slice_images(image: np.ndarray) -> np.ndarray:
     return np.stack([padded[:-2], padded[1:-1], padded[2:]], axis=1)
 
 
-def detection_mask(detector, image: np.ndarray, device: str = "cpu", batch: int = 8) -> tuple[np.ndarray, int]:
-    """Filled boxes of every slice's detections on ``image`` ((k, h, w) in 0..1, the detector's
-    grid), and how many boxes there were."""
+def detection_mask(detector, image: np.ndarray, device: str = "cpu", batch: int = 8) -> np.ndarray:
+    """Filled boxes of every slice's detections on ``image`` ((k, h, w) in 0..1, the detector's grid)."""
     import torch
 
     mask = np.zeros(image.shape, dtype=bool)
     stack = three_slice_images(image.astype(np.float32))
-    count = 0
     with torch.inference_mode():
         for start in range(0, len(stack), batch):
             found = detector([torch.from_numpy(s).to(device) for s in stack[start:start + batch]])
             for k, result in enumerate(found, start=start):
                 for x0, y0, x1, y1 in result["boxes"].cpu().numpy():
                     mask[k, int(np.floor(y0)):int(np.ceil(y1)), int(np.floor(x0)):int(np.ceil(x1))] = True
-                    count += 1
-    return mask, count
+    return mask
 
 
 def generate(generator, region: np.ndarray, spacing_kji, device: str = "cpu") -> np.ndarray:
@@ -74,9 +71,7 @@ def detect(detector, region: np.ndarray, spacing_kji, device: str = "cpu") -> np
     import torch
     import torch.nn.functional as F
 
-    config = detector.config
-    grid = to_model_grid(normalise_hu(region, config.hu_window), spacing_kji, config.pixel_mm)[0, 0].numpy()
-    on_grid, _ = detection_mask(detector, grid, device)
+    on_grid = detection_mask(detector, model_grid_image(region, spacing_kji, detector.config)[0, 0].numpy(), device)
     return F.interpolate(torch.from_numpy(on_grid.astype(np.float32))[None, None], size=region.shape,
                          mode="nearest")[0, 0].numpy() > 0.5
 

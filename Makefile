@@ -4,10 +4,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Offscreen rendering (3d.png, later the web app) uses EGL with Mesa's software driver.
-DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri
+# Offscreen rendering (3d.png, the web app's views) uses EGL with Mesa's software driver;
+# the web app's tests drive Debian's chromium through its chromedriver.
+DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri chromium chromium-driver
 
-.PHONY: install system-packages demo test bench clean cmake-lists
+.PHONY: install system-packages demo app test bench clean cmake-lists
 
 install: system-packages $(STAMP)
 
@@ -30,6 +31,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	$(VENV)/bin/lungtumorrecon demo --out out/demo
+
+app: install
+	$(VENV)/bin/lungtumorrecon app --out out/app
 
 test: install
 	$(PY) -m pytest -q

@@ -129,3 +129,13 @@ def test_whole_scene_round_trip_mrml_and_mrb(tmp_path, geometry, content):
     assert abs(surface_volume_ml(surface) - masks["tumor"].sum() * geometry.voxel_volume_ml) < 0.25 * masks[
         "tumor"
     ].sum() * geometry.voxel_volume_ml
+
+
+def test_table_rows_keep_large_counts_exact():
+    """Voxel counts of whole lungs need more than vtkVariant's six significant digits."""
+    from LungTumorReconLib.scene import Scene
+
+    scene = Scene()
+    node = scene.add_table([{"segment": "right lung", "volume_ml": 1787.8172, "voxels": 1099327}], name="t")
+    assert Scene.table_rows(node) == [{"segment": "right lung", "volume_ml": 1787.8172, "voxels": 1099327}]
+    scene.close()

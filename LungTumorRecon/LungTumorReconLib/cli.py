@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__, methods
-from .errors import LungTumorReconError
+from .errors import LungTumorReconError, UnavailableError
 from .resources import resource_path
 
 SAMPLE_DIR = resource_path("SampleData")
@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run on the bundled sample CT (pyradiomics lung1)")
     demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo; replaced if present)")
     demo.add_argument("--quiet", action="store_true")
+
+    app = sub.add_parser("app", help="the web app: the LungTumorRecon panel and Slicer's views in a browser")
+    app.add_argument("input", nargs="?", help="CT to open (DICOM folder or image file; default: the bundled sample)")
+    app.add_argument("--seeds", type=Path, help="Slicer markups file (.mrk.json) with seeds to start from")
+    app.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    app.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
+    app.add_argument("--out", type=Path, default=Path("."), help="folder the scene bundle (.mrb) is saved in")
 
     ev = sub.add_parser("evaluate", help="compare a segmentation with a reference label; prints JSON")
     ev.add_argument("--pred", required=True, help="predicted segmentation (.seg.nrrd or label image)")
@@ -170,6 +178,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    """Read the CT (and seeds) first, so that bad input is refused before a server starts."""
+    from .ct_io import read_ct
+    from .errors import InputError
+    from .seeds_io import check_seeds_in_volume, read_seeds
+
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port {args.port}: give a port between 1 and 65535")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError("--out exists and is not a folder", args.out)
+    ct = read_ct(args.input or SAMPLE_CT)
+    seeds = []
+    if args.seeds is not None:
+        seeds = read_seeds(args.seeds)
+        check_seeds_in_volume(seeds, ct.geometry, args.seeds)
+    for warning in ct.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    try:
+        from LungTumorReconWeb.app import serve
+    except ImportError as exc:
+        raise UnavailableError(f"the web app needs trame-slicer ({exc}); install with: pip install "
+                               "'lungtumorrecon[web]'") from None
+    serve(ct, seeds, host=args.host, port=args.port, out_dir=args.out)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -203,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    handler = {"run": cmd_run, "demo": cmd_demo, "evaluate": cmd_evaluate}[args.command]
+    handler = {"run": cmd_run, "demo": cmd_demo, "app": cmd_app, "evaluate": cmd_evaluate}[args.command]
     try:
         return handler(args)
     except LungTumorReconError as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from vtkmodules.util.misc import calldata_type
-from vtkmodules.util.vtkConstants import VTK_OBJECT
+from vtkmodules.util.vtkConstants import VTK_ID_TYPE, VTK_INT, VTK_LONG, VTK_LONG_LONG, VTK_OBJECT
 
 from .coordinates import VolumeGeometry, lps_to_ras, ras_to_lps
 from .errors import InputError, UnavailableError
@@ -69,6 +69,30 @@ class _Logics:
     subject_hierarchy: object
 
 
+def _register_module_logics(slicer, scene, app_logic, reuse: bool) -> _Logics:
+    """The module logics the scene needs, registered with the application logic as desktop
+    Slicer does (this also registers their node classes); ``reuse`` keeps a host's own."""
+    found = {}
+    for name, logic_class in (
+        ("Volumes", slicer.vtkSlicerVolumesLogic),
+        ("Segmentations", slicer.vtkSlicerSegmentationsModuleLogic),
+        ("Markups", slicer.vtkSlicerMarkupsLogic),
+        ("Models", slicer.vtkSlicerModelsLogic),
+        ("Tables", slicer.vtkSlicerTablesLogic),
+        ("SubjectHierarchy", slicer.vtkSlicerSubjectHierarchyModuleLogic),
+    ):
+        logic = app_logic.GetModuleLogic(name) if reuse else None
+        if logic is None:
+            logic = logic_class()
+            logic.SetMRMLScene(scene)
+            logic.SetMRMLApplicationLogic(app_logic)
+            app_logic.SetModuleLogic(name, logic)
+        found[name] = logic
+    return _Logics(app=app_logic, volumes=found["Volumes"], segmentations=found["Segmentations"],
+                   markups=found["Markups"], models=found["Models"], tables=found["Tables"],
+                   subject_hierarchy=found["SubjectHierarchy"])
+
+
 class Scene:
     """A Slicer MRML scene with the operations the pipeline and the front ends need."""
 
@@ -82,6 +106,18 @@ class Scene:
         self.mrml = mrml_scene if mrml_scene is not None else slicer.vtkMRMLScene()
         self.logics = self._set_up_headless(slicer)
 
+    @classmethod
+    def attach(cls, mrml_scene, app_logic) -> "Scene":
+        """A Scene over one that a host (trame-slicer's SlicerApp) has set up: the host's module
+        logics are used, and the ones it lacks are registered with its application logic."""
+        slicer = _slicer()
+        self = cls.__new__(cls)
+        self.mrml = mrml_scene
+        self._cache_dir = None
+        self.logics = _register_module_logics(slicer, mrml_scene, app_logic, reuse=True)
+        mrml_scene.AddObserver(mrml_scene.NodeAddedEvent, self._on_node_added)
+        return self
+
     # -- set-up -------------------------------------------------------------------------
     def _set_up_headless(self, slicer) -> _Logics:
         scene = self.mrml
@@ -91,20 +127,7 @@ class Scene:
         colors.SetMRMLScene(scene)
         colors.AddDefaultColorNodes()
         app.SetModuleLogic("Colors", colors)
-        logics = {}
-        for name, cls in (
-            ("Volumes", slicer.vtkSlicerVolumesLogic),
-            ("Segmentations", slicer.vtkSlicerSegmentationsModuleLogic),
-            ("Markups", slicer.vtkSlicerMarkupsLogic),
-            ("Models", slicer.vtkSlicerModelsLogic),
-            ("Tables", slicer.vtkSlicerTablesLogic),
-            ("SubjectHierarchy", slicer.vtkSlicerSubjectHierarchyModuleLogic),
-        ):
-            logic = cls()
-            logic.SetMRMLScene(scene)
-            logic.SetMRMLApplicationLogic(app)
-            app.SetModuleLogic(name, logic)
-            logics[name] = logic
+        logics = _register_module_logics(slicer, scene, app, reuse=False)
         # .mrb reading unpacks through the DataIOManager's cache.
         self._cache_dir = tempfile.TemporaryDirectory(prefix="ltr-mrml-cache-")
         self._remote_io = slicer.vtkMRMLRemoteIOLogic()
@@ -116,15 +139,7 @@ class Scene:
         self._remote_io.AddDataIOToScene()
         # Desktop Slicer's Qt plugins put displayable nodes into the subject hierarchy; do the same.
         scene.AddObserver(scene.NodeAddedEvent, self._on_node_added)
-        return _Logics(
-            app=app,
-            volumes=logics["Volumes"],
-            segmentations=logics["Segmentations"],
-            markups=logics["Markups"],
-            models=logics["Models"],
-            tables=logics["Tables"],
-            subject_hierarchy=logics["SubjectHierarchy"],
-        )
+        return logics
 
     @calldata_type(VTK_OBJECT)
     def _on_node_added(self, caller, event, node) -> None:
@@ -412,9 +427,10 @@ class Scene:
 
     # -- tables -----------------------------------------------------------------------------
     def add_table(self, rows: list[dict], name: str = "Measurements", columns: list[str] | None = None):
-        """A table node with one row per dict; numbers become double columns, the rest strings."""
+        """A table node with one row per dict; integers become integer columns (voxel counts stay
+        exact), other numbers double columns, the rest strings."""
         slicer = _slicer()
-        from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkStringArray
+        from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkLongLongArray, vtkStringArray
 
         node = slicer.vtkMRMLTableNode()
         node.SetName(name)
@@ -422,12 +438,13 @@ class Scene:
         table = node.GetTable()
         for col in columns:
             numeric = all(isinstance(r.get(col), (int, float)) and not isinstance(r.get(col), bool) for r in rows)
-            arr = vtkDoubleArray() if numeric and rows else vtkStringArray()
+            integer = numeric and all(isinstance(r.get(col), int) for r in rows)
+            arr = (vtkLongLongArray() if integer else vtkDoubleArray()) if numeric and rows else vtkStringArray()
             arr.SetName(col)
             for r in rows:
                 value = r.get(col)
                 if numeric:
-                    arr.InsertNextValue(float(value))
+                    arr.InsertNextValue(int(value) if integer else float(value))
                 else:
                     arr.InsertNextValue("" if value is None else str(value))
             table.AddColumn(arr)
@@ -436,11 +453,21 @@ class Scene:
 
     @staticmethod
     def table_rows(node) -> list[dict]:
+        """The rows as dicts: int, float or str as the columns hold them (not vtkVariant's
+        six-digit text)."""
         table = node.GetTable()
         cols = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
         rows = []
         for r in range(table.GetNumberOfRows()):
-            rows.append({c.GetName(): table.GetValue(r, i).ToString() for i, c in enumerate(cols)})
+            row = {}
+            for c in cols:
+                if c.IsA("vtkStringArray"):
+                    row[c.GetName()] = c.GetValue(r)
+                elif c.IsA("vtkDataArray") and c.GetDataType() in (VTK_LONG_LONG, VTK_INT, VTK_LONG, VTK_ID_TYPE):
+                    row[c.GetName()] = int(c.GetTuple1(r))
+                else:
+                    row[c.GetName()] = float(c.GetTuple1(r))
+            rows.append(row)
         return rows
 
     # -- a whole pipeline result ------------------------------------------------------------
@@ -455,12 +482,19 @@ class Scene:
             nodes["segmentation"] = self.set_segmentation(
                 result.segments, g, name="Segmentation", reference_volume=nodes["volume"], node=segmentation_node
             )
-        nodes["model"] = self.add_model(result.surface_lps, name="tumor model") if result.surface_lps else None
         nodes["seeds"] = self.add_seeds(result.seeds, name="Seeds") if result.seeds else None
+        nodes.update(self._add_measurements(result.segments, result.tumors, g, result.surface_lps, result.heterogeneity))
+        return nodes
+
+    def _add_measurements(self, segments: dict[str, np.ndarray], tumors: list, g: VolumeGeometry, surface_lps=None,
+                          heterogeneity: np.ndarray | None = None) -> dict:
+        """The tumour model, the heterogeneity map and the measurement tables."""
+        nodes: dict = {}
+        nodes["model"] = self.add_model(surface_lps, name="tumor model") if surface_lps else None
         nodes["heterogeneity"] = None
-        if result.heterogeneity is not None and result.heterogeneity.any():
+        if heterogeneity is not None and heterogeneity.any():
             # the tumour-like membership as a colour-mapped float volume (intra-tumour heterogeneity)
-            node = self.add_volume(result.heterogeneity.astype(np.float32), g, name="tumor heterogeneity")
+            node = self.add_volume(heterogeneity.astype(np.float32), g, name="tumor heterogeneity")
             display = node.GetDisplayNode()
             if display is not None:
                 display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeRainbow")
@@ -469,20 +503,72 @@ class Scene:
         nodes["volumes_table"] = self.add_table(
             [
                 {"segment": name, "volume_ml": float(m.sum()) * g.voxel_volume_ml, "voxels": int(m.sum())}
-                for name, m in result.segments.items()
+                for name, m in segments.items()
             ],
             name="Segment volumes",
             columns=["segment", "volume_ml", "voxels"],
         )
         nodes["tumors_table"] = None
-        if result.tumors:
+        if tumors:
             rows = []
-            for i, tumor in enumerate(result.tumors, start=1):
+            for i, tumor in enumerate(tumors, start=1):
                 row = {"tumor": f"tumor {i}"}
                 row.update({k: v for k, v in tumor.as_dict().items() if not isinstance(v, list) and v is not None})
                 rows.append(row)
             nodes["tumors_table"] = self.add_table(rows, name="Tumor measurements")
         return nodes
+
+    # -- interactive runs (the web app and the module's panel) ---------------------------------
+    def replace_result(self, result, volume_node, segmentation_node, segments: list[str] | None = None) -> dict:
+        """Put a stage's result into the scene in place of the previous one.
+
+        Only the named ``segments`` are replaced (all of the result's when None), so the
+        user's other segments and corrections stay as they are. The model, the heterogeneity
+        map and the tables are replaced when the result brings them; the tables are rebuilt
+        from the segmentation as it now is."""
+        g = result.ct.geometry
+        names = list(result.segments) if segments is None else segments
+        masks = {n: result.segments.get(n, np.zeros(g.shape_kji, dtype=bool)) for n in names}
+        node = self.set_segmentation({n: m for n, m in masks.items() if m.any()}, g, reference_volume=volume_node,
+                                     node=segmentation_node)
+        for n, m in masks.items():  # a stage that found nothing removes the old segment
+            if not m.any() and node.GetSegmentation().GetSegmentIdBySegmentName(n):
+                node.GetSegmentation().RemoveSegment(node.GetSegmentation().GetSegmentIdBySegmentName(n))
+        if result.surface_lps is not None or TUMOR in names:
+            self.remove_nodes_named("tumor model")
+        if result.heterogeneity is not None or TUMOR in names:
+            self.remove_nodes_named("tumor heterogeneity")
+        self.remove_nodes_named("Segment volumes")
+        tumors = result.tumors
+        if TUMOR in names or result.tumors:
+            self.remove_nodes_named("Tumor measurements")
+        else:
+            tumors = []  # a lung stage keeps the tumour's table as it was
+        nodes = {"volume": volume_node, "segmentation": node}
+        # the volumes table describes the segmentation as it now is, corrections included
+        nodes.update(self._add_measurements(self.segment_masks(node, g), tumors, g, result.surface_lps,
+                                            result.heterogeneity))
+        return nodes
+
+    def refresh_segment_volumes(self, segmentation_node, geometry: VolumeGeometry):
+        """Rebuild the "Segment volumes" table from the segmentation as it is now (after edits)."""
+        self.remove_nodes_named("Segment volumes")
+        return self._add_measurements(self.segment_masks(segmentation_node, geometry), [], geometry)["volumes_table"]
+
+    def remove_nodes_named(self, *names: str) -> None:
+        for node in self.nodes_by_class("vtkMRMLNode"):
+            if node.GetName() in names and not node.IsA("vtkMRMLStorageNode") and not node.IsA("vtkMRMLDisplayNode"):
+                self.mrml.RemoveNode(node)
+
+    @staticmethod
+    def axial_index(slice_node, geometry: VolumeGeometry) -> int:
+        """The CT's axial slice (array index k) that a slice view shows now."""
+        from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+        m = vtkMatrix4x4()
+        m.DeepCopy(slice_node.GetSliceToRAS())
+        centre_lps = ras_to_lps(_numpy_matrix(m)[:3, 3])
+        return geometry.nearest_kji(centre_lps)[0]
 
     # -- saving and loading -------------------------------------------------------------------
     def save_node(self, node, path: str | Path) -> Path:

@@ -1,0 +1,421 @@
+"""The pipeline in a child process, with progress and Cancel, for the interactive front ends.
+
+The Slicer module and the web app must stay responsive while the lungs, a network or the
+GAN run for seconds to minutes, and Cancel must stop the work at once. As MONAIAuto3DSeg
+and TotalSegmentator do, the work runs in a separate Python process:
+
+* :class:`PipelineJob` writes the CT (as the scene holds it), the seeds, the options and
+  any lungs / tumour / lung correction the user already has into a job folder, and starts
+  ``python -m LungTumorReconLib.pipeline_job FOLDER``;
+* the child runs :func:`pipeline.run_on_volume` and writes the result beside its inputs
+  (masks as ``.npy``, the model as a legacy ``.vtk`` in LPS, the rest as JSON), printing
+  ``PROGRESS <fraction> <message>`` lines;
+* the parent polls (a Qt timer, an asyncio loop), shows the progress, and reads the result
+  back as a :class:`PipelineResult` on its own CT. :meth:`PipelineJob.cancel` kills the child.
+
+No pickles cross the boundary: every file is numpy (``allow_pickle=False``), JSON or VTK.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import methods
+from .coordinates import VolumeGeometry
+from .ct_io import CTVolume
+from .errors import InputError, LungTumorReconError
+from .lung_correction import LungCorrection
+from .measurements import TumorMeasurement
+from .pipeline import PipelineOptions, PipelineResult
+from .seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed
+
+JOB_FILE = "job.json"
+RESULT_FILE = "result.json"
+SURFACE_FILE = "surface.vtk"
+_PREFIX = "PROGRESS "
+_LUNGS = (RIGHT_LUNG, LEFT_LUNG)
+
+
+@dataclass
+class JobInputs:
+    """What the front end hands over: the scene's CT, seeds and any segments the user has."""
+
+    ct: CTVolume
+    seeds: list[Seed]
+    options: PipelineOptions
+    lungs: dict[str, np.ndarray] | None = None  # start from these lungs (the scene's), not a lung method
+    tumor_mask: np.ndarray | None = None  # start from this tumour (the scene's), not a tumour method
+    correction: LungCorrection | None = None  # re-propagate one lung from one corrected slice
+
+
+STAGES = ("all", "lungs", "tumor", "recon", "repropagate")
+
+
+def plan_stage(
+    stage: str,
+    ct: CTVolume,
+    seeds: list[Seed],
+    options: PipelineOptions,
+    segments: dict[str, np.ndarray] | None = None,
+    correction: LungCorrection | None = None,
+) -> tuple[JobInputs, list[str]]:
+    """What one button of a panel runs, and which segments its result replaces.
+
+    ``segments`` are the ones the user has now (the scene's, perhaps corrected by hand):
+    "all" ignores them; "tumor" starts from their lungs; "recon" from their tumour;
+    "repropagate" re-propagates ``correction.lung`` from its corrected slice and replaces
+    only that lung.
+    """
+    segments = segments or {}
+    lungs = {n: m for n, m in segments.items() if n in _LUNGS and m.any()} or None
+    tumor = segments.get(TUMOR)
+    tumor = tumor if tumor is not None and tumor.any() else None
+    if stage == "all":
+        return JobInputs(ct, seeds, options), [*_LUNGS, TUMOR]
+    if stage == "lungs":
+        return JobInputs(ct, seeds, replace(options, tumor="none", recon="none")), list(_LUNGS)
+    if stage == "tumor":
+        lung_method = options.lungs if lungs is None else "none"  # no lungs yet: the chosen method finds them
+        return (JobInputs(ct, seeds, replace(options, lungs=lung_method, recon="none"), lungs=lungs),
+                [TUMOR] if lungs is not None else [*_LUNGS, TUMOR])
+    if stage == "recon":
+        if tumor is None:
+            raise InputError("there is no tumor segment to reconstruct: run the tumour stage or draw one")
+        return JobInputs(ct, seeds, replace(options, lungs="none", tumor="none"), lungs=lungs, tumor_mask=tumor), []
+    if stage == "repropagate":
+        if correction is None or lungs is None or correction.lung not in lungs:
+            raise InputError("re-propagation needs the lungs and a corrected slice of one of them")
+        return (JobInputs(ct, seeds, replace(options, lungs="none", tumor="none", recon="none"), lungs=lungs,
+                          tumor_mask=tumor, correction=correction), [correction.lung])
+    raise InputError(f"unknown stage {stage!r} (one of {', '.join(STAGES)})")
+
+
+@dataclass
+class JobStatus:
+    fraction: float = 0.0
+    message: str = "starting"
+    log: list[str] = field(default_factory=list)
+
+
+def stage_weights(options: PipelineOptions, has_lungs: bool, has_tumor: bool,
+                  has_correction: bool = False) -> list[tuple[str, float]]:
+    """Rough relative cost of each stage that will run, by the bench's timings (lungs by the
+    snake or a network dominate; GK is quick; a deep tumour model is not)."""
+    stages: list[tuple[str, float]] = []
+    if not has_lungs and options.lungs != "none":
+        stages.append(("segmenting the lungs", 1.0 if options.lungs == "threshold" else 6.0))
+    if has_correction:
+        stages.append(("re-propagating", 4.0))
+    tumor = options.tumor or methods.DEFAULT_TUMOR
+    if not has_tumor and tumor != "none":
+        stages.append(("segmenting the tumour", 6.0 if tumor in methods.DEEP_TUMOR_METHODS else 1.5))
+    if options.recon != "none":
+        stages.append(("reconstructing", 2.0 if options.recon == "gan" else 1.0))
+    return stages
+
+
+def _fraction_at(message: str, stages: list[tuple[str, float]]) -> float | None:
+    """The fraction done when a stage's progress message arrives (None: not a stage start)."""
+    total = sum(w for _, w in stages) or 1.0
+    done = 0.0
+    for prefix, weight in stages:
+        if message.startswith(prefix):
+            return done / total
+        done += weight
+    return None
+
+
+# -- the parent's side -----------------------------------------------------------------------
+
+
+class PipelineJob:
+    """One pipeline run in a child process.
+
+    ``python`` is the interpreter to run it with: this one by default; inside desktop Slicer
+    the module passes ``PythonSlicer``. The job folder is removed by :meth:`cleanup`.
+    """
+
+    def __init__(self, inputs: JobInputs, python: str | None = None, work_dir: str | Path | None = None) -> None:
+        self.inputs = inputs
+        self.python = python or sys.executable
+        self.folder = Path(tempfile.mkdtemp(prefix="ltr-job-", dir=work_dir))
+        self.status = JobStatus()
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._process: subprocess.Popen | None = None
+        self._stderr: list[str] = []
+        self.cancelled = False
+
+    # lifecycle
+    def start(self) -> "PipelineJob":
+        write_job(self.folder, self.inputs)
+        env = dict(os.environ)
+        lib_parent = str(Path(__file__).resolve().parent.parent)  # so a bare PythonSlicer finds the package
+        env["PYTHONPATH"] = lib_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["PYTHONUNBUFFERED"] = "1"
+        self._process = subprocess.Popen(
+            [self.python, "-m", "LungTumorReconLib.pipeline_job", str(self.folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        threading.Thread(target=self._read, args=(self._process.stdout, True), daemon=True).start()
+        threading.Thread(target=self._read, args=(self._process.stderr, False), daemon=True).start()
+        return self
+
+    def _read(self, stream, is_stdout: bool) -> None:
+        for line in stream:
+            if is_stdout:
+                self._lines.put(line.rstrip("\n"))
+            else:
+                self._stderr.append(line.rstrip("\n"))
+        stream.close()
+
+    def poll(self) -> JobStatus:
+        """Take the progress lines that arrived; never blocks."""
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if line and line.startswith(_PREFIX):
+                fraction, _, message = line[len(_PREFIX):].partition(" ")
+                self.status.fraction = max(self.status.fraction, float(fraction))
+                self.status.message = message
+                self.status.log.append(message)
+        return self.status
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self._process is not None, "start() first"
+        return self._process.wait(timeout)
+
+    def cancel(self) -> None:
+        """Stop the child now; its partial files are discarded with the job folder."""
+        self.cancelled = True
+        if self.running:
+            self._process.kill()
+            self._process.wait()
+
+    @property
+    def error(self) -> str | None:
+        """The child's one-line error (None while running, after success, or when cancelled)."""
+        if self._process is None or self.running or self.cancelled or self._process.returncode == 0:
+            return None
+        self._process.wait()
+        lines = [line for line in self._stderr if line.startswith("error: ")]
+        if lines:
+            return lines[-1][len("error: "):]
+        return f"the pipeline process stopped unexpectedly (exit code {self._process.returncode})"
+
+    def result(self) -> PipelineResult:
+        """The finished run's result, on the caller's own CT."""
+        if self.running:
+            raise RuntimeError("the job is still running")
+        if self.cancelled:
+            raise LungTumorReconError("cancelled")
+        if self.error is not None:
+            raise LungTumorReconError(self.error)
+        return read_result(self.folder, self.inputs.ct)
+
+    def cleanup(self) -> None:
+        if self.running:
+            self.cancel()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- the job folder --------------------------------------------------------------------------
+
+
+def write_job(folder: Path, inputs: JobInputs) -> None:
+    o = inputs.options
+    g = inputs.ct.geometry
+    np.save(folder / "ct.npy", inputs.ct.array, allow_pickle=False)
+    doc: dict = {
+        "geometry": {"size": list(g.size), "spacing": list(g.spacing), "origin": list(g.origin),
+                     "direction": list(g.direction)},
+        "path": inputs.ct.path,
+        "seeds": [{"label": s.label, "lps": list(s.lps)} for s in inputs.seeds],
+        "options": {"lungs": o.lungs, "tumor": o.tumor, "recon": o.recon, "device": o.device,
+                    "tumor_per_slice": o.tumor_per_slice,
+                    "weights": str(o.weights) if o.weights else None,
+                    "recon_weights": str(o.recon_weights) if o.recon_weights else None},
+        "lungs": [],
+        "tumor_mask": inputs.tumor_mask is not None,
+        "correction": None,
+    }
+    for name, mask in (inputs.lungs or {}).items():
+        index = _LUNGS.index(name)
+        np.save(folder / f"lung{index}.npy", np.asarray(mask, dtype=bool), allow_pickle=False)
+        doc["lungs"].append(name)
+    if inputs.tumor_mask is not None:
+        np.save(folder / "tumor_mask.npy", np.asarray(inputs.tumor_mask, dtype=bool), allow_pickle=False)
+    if inputs.correction is not None:
+        c = inputs.correction
+        np.save(folder / "correction.npy", np.asarray(c.mask, dtype=bool), allow_pickle=False)
+        doc["correction"] = {"lung": c.lung, "k": int(c.k)}
+    (folder / JOB_FILE).write_text(json.dumps(doc), encoding="utf-8")
+
+
+def _load(folder: Path, name: str) -> np.ndarray:
+    return np.load(folder / name, allow_pickle=False)
+
+
+def read_job(folder: Path) -> JobInputs:
+    doc = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
+    gd = doc["geometry"]
+    geometry = VolumeGeometry(size=tuple(gd["size"]), spacing=tuple(gd["spacing"]), origin=tuple(gd["origin"]),
+                              direction=tuple(gd["direction"]))
+    ct = CTVolume(array=_load(folder, "ct.npy"), geometry=geometry, path=doc["path"])
+    od = doc["options"]
+    options = PipelineOptions(lungs=od["lungs"], tumor=od["tumor"], recon=od["recon"], device=od["device"],
+                              tumor_per_slice=od["tumor_per_slice"],
+                              weights=Path(od["weights"]) if od["weights"] else None,
+                              recon_weights=Path(od["recon_weights"]) if od["recon_weights"] else None)
+    lungs = {name: _load(folder, f"lung{_LUNGS.index(name)}.npy") for name in doc["lungs"]} or None
+    correction = None
+    if doc["correction"]:
+        correction = LungCorrection(lung=doc["correction"]["lung"], k=doc["correction"]["k"],
+                                    mask=_load(folder, "correction.npy"))
+    return JobInputs(
+        ct=ct,
+        seeds=[Seed(label=s["label"], lps=tuple(s["lps"])) for s in doc["seeds"]],
+        options=options,
+        lungs=lungs,
+        tumor_mask=_load(folder, "tumor_mask.npy") if doc["tumor_mask"] else None,
+        correction=correction,
+    )
+
+
+def write_result(folder: Path, result: PipelineResult) -> None:
+    names = list(result.segments)
+    for index, name in enumerate(names):
+        np.save(folder / f"segment{index}.npy", result.segments[name], allow_pickle=False)
+    if result.heterogeneity is not None:
+        np.save(folder / "heterogeneity.npy", result.heterogeneity, allow_pickle=False)
+    if result.surface_lps is not None:
+        from vtkmodules.vtkIOLegacy import vtkPolyDataWriter
+
+        writer = vtkPolyDataWriter()
+        writer.SetInputData(result.surface_lps)
+        writer.SetFileName(str(folder / SURFACE_FILE))
+        writer.SetFileTypeToBinary()
+        writer.Write()
+    doc = {
+        "segments": names,
+        "tumors": [t.as_dict() for t in result.tumors],
+        "methods": result.methods,
+        "device": result.device,
+        "timings_s": result.timings_s,
+        "candidates": result.candidates,
+        "warnings": result.ct.warnings,
+        "seeds": [{"label": s.label, "lps": list(s.lps)} for s in result.seeds],
+        "heterogeneity": result.heterogeneity is not None,
+        "surface": result.surface_lps is not None,
+    }
+    partial = folder / (RESULT_FILE + ".partial")
+    partial.write_text(json.dumps(doc), encoding="utf-8")
+    partial.replace(folder / RESULT_FILE)  # the result exists only once it is complete
+
+
+def read_result(folder: Path, ct: CTVolume) -> PipelineResult:
+    doc = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
+    segments = {name: _load(folder, f"segment{i}.npy") for i, name in enumerate(doc["segments"])}
+    surface = None
+    if doc["surface"]:
+        from vtkmodules.vtkIOLegacy import vtkPolyDataReader
+
+        reader = vtkPolyDataReader()
+        reader.SetFileName(str(folder / SURFACE_FILE))
+        reader.Update()
+        surface = reader.GetOutput()
+    for warning in doc["warnings"]:
+        if warning not in ct.warnings:
+            ct.warnings.append(warning)
+    return PipelineResult(
+        ct=ct,
+        seeds=[Seed(label=s["label"], lps=tuple(s["lps"])) for s in doc["seeds"]],
+        segments=segments,
+        tumors=[TumorMeasurement(**t) for t in doc["tumors"]],
+        surface_lps=surface,
+        methods=doc["methods"],
+        device=doc["device"],
+        timings_s=doc["timings_s"],
+        heterogeneity=_load(folder, "heterogeneity.npy") if doc["heterogeneity"] else None,
+        candidates=doc["candidates"],
+    )
+
+
+# -- the child's side ------------------------------------------------------------------------
+
+
+def run_job(folder: Path) -> PipelineResult:
+    """Run the job in ``folder`` and write its result there (the child process's work)."""
+    from .pipeline import check_options, run_on_volume
+
+    inputs = read_job(folder)
+    options = inputs.options
+    device = check_options(options)
+    stages = stage_weights(options, inputs.lungs is not None, inputs.tumor_mask is not None,
+                           inputs.correction is not None)
+
+    def progress(message: str) -> None:
+        fraction = _fraction_at(message, stages)
+        if fraction is not None:
+            print(f"{_PREFIX}{fraction:.3f} {message}", flush=True)
+
+    lungs_from = None
+    if inputs.lungs is not None:
+        lungs_from = dict(inputs.lungs)
+        if inputs.tumor_mask is not None:
+            lungs_from[TUMOR] = inputs.tumor_mask
+    result = run_on_volume(
+        inputs.ct, inputs.seeds, options, device,
+        tumor_mask=inputs.tumor_mask if lungs_from is None else None,
+        lungs_from=lungs_from, correction=inputs.correction, progress=progress,
+    )
+    if inputs.lungs is not None:  # the scene's lungs, not a file
+        result.methods["lungs"]["name"] = "from-scene"
+        result.methods["lungs"]["parameters"] = {}
+    print(f"{_PREFIX}0.990 sending the result", flush=True)
+    write_result(folder, result)
+    print(f"{_PREFIX}1.000 done", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or not (Path(argv[0]) / JOB_FILE).is_file():
+        sys.stderr.write("error: usage: python -m LungTumorReconLib.pipeline_job JOB_FOLDER\n")
+        return 2
+    try:
+        run_job(Path(argv[0]))
+    except LungTumorReconError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except Exception as exc:  # noqa: BLE001 - one line for the front end; the traceback after it
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo; replaced if present)")
     demo.add_argument("--quiet", action="store_true")
 
+    batch = sub.add_parser("batch", help="every case of a folder, each into OUT/CASENAME, with OUT/summary.csv")
+    batch.add_argument("input_dir", metavar="INPUT_DIR",
+                       help="folder of cases: image files or DICOM folders, seeds beside them as CASENAME.mrk.json")
+    batch.add_argument("--out", required=True, help="output folder; cases already finished there are skipped")
+    batch.add_argument("--jobs", type=int, default=1, help="cases run at once (default: 1)")
+    _add_method_options(batch, per_case=False)
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
+
     app = sub.add_parser("app", help="the web app: the LungTumorRecon panel and Slicer's views in a browser")
     app.add_argument("input", nargs="?", help="CT to open (DICOM folder or image file; default: the bundled sample)")
     app.add_argument("--seeds", type=Path, help="Slicer markups file (.mrk.json) with seeds to start from")
@@ -86,8 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_method_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seeds", type=Path, help="Slicer markups file (.mrk.json): tumor / right lung / left lung points")
+def _add_method_options(p: argparse.ArgumentParser, per_case: bool = True) -> None:
+    """The run options; ``per_case`` adds those that name one case's files (not for batch)."""
+    if per_case:
+        p.add_argument("--seeds", type=Path, help="Slicer markups file (.mrk.json): tumor / right lung / left lung points")
     p.add_argument(
         "--lungs", default=methods.DEFAULT_LUNGS, choices=methods.LUNG_METHODS,
         help=f"lung method (default: {methods.DEFAULT_LUNGS}, the best available by `make bench`)",
@@ -101,16 +111,17 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
         "--tumor-per-slice", action="store_true",
         help="cluster each axial slice of the tumour's neighbourhood on its own, as the paper does (default: in 3D)",
     )
-    p.add_argument("--tumor-mask", type=Path, help="tumour mask image in the same patient space (voxels > 0)")
-    p.add_argument(
-        "--lungs-from", type=Path, metavar="SEG",
-        help="start from the lungs (and tumour) of an existing segmentation.seg.nrrd instead of computing them",
-    )
-    p.add_argument(
-        "--lung-correction", type=Path, metavar="FILE",
-        help="corrected contour of one lung on one slice (markups closed curve .mrk.json named 'right lung' or "
-        "'left lung', or a label image of that slice); that lung is re-propagated from it, the rest kept",
-    )
+    if per_case:
+        p.add_argument("--tumor-mask", type=Path, help="tumour mask image in the same patient space (voxels > 0)")
+        p.add_argument(
+            "--lungs-from", type=Path, metavar="SEG",
+            help="start from the lungs (and tumour) of an existing segmentation.seg.nrrd instead of computing them",
+        )
+        p.add_argument(
+            "--lung-correction", type=Path, metavar="FILE",
+            help="corrected contour of one lung on one slice (markups closed curve .mrk.json named 'right lung' or "
+            "'left lung', or a label image of that slice); that lung is re-propagated from it, the rest kept",
+        )
     p.add_argument(
         "--recon", default=methods.DEFAULT_RECON, choices=methods.RECON_METHODS,
         help=f"tumour surface method (default: {methods.DEFAULT_RECON})",
@@ -178,6 +189,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Exit code 0 when every case succeeded (or was already done), 3 when some failed."""
+    from .batch import SUMMARY_FILE, run_batch
+    from .pipeline import PipelineOptions, check_options
+
+    # a refused method, device or weights file stops the batch before any case
+    check_options(PipelineOptions(lungs=args.lungs, tumor=args.tumor, recon=args.recon, device=args.device,
+                                  weights=args.weights, recon_weights=args.recon_weights))
+    run_args = ["--lungs", args.lungs, "--recon", args.recon, "--device", args.device]
+    if args.tumor is not None:
+        run_args += ["--tumor", args.tumor]
+    if args.tumor_per_slice:
+        run_args.append("--tumor-per-slice")
+    for flag, value in (("--weights", args.weights), ("--recon-weights", args.recon_weights)):
+        if value is not None:
+            run_args += [flag, str(Path(value).resolve())]
+    results = run_batch(args.input_dir, args.out, run_args, jobs=args.jobs, quiet=args.quiet)
+    failed = [r for r in results if r.status == "failed"]
+    sys.stderr.write(f"{len(results) - len(failed)} of {len(results)} cases done; summary: "
+                     f"{Path(args.out) / SUMMARY_FILE}\n")
+    return 3 if failed else 0
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     """Read the CT (and seeds) first, so that bad input is refused before a server starts."""
     from .ct_io import read_ct
@@ -237,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    handler = {"run": cmd_run, "demo": cmd_demo, "app": cmd_app, "evaluate": cmd_evaluate}[args.command]
+    handler = {"run": cmd_run, "demo": cmd_demo, "app": cmd_app, "batch": cmd_batch, "evaluate": cmd_evaluate}[args.command]
     try:
         return handler(args)
     except LungTumorReconError as exc:

@@ -43,6 +43,7 @@ bench: install
 	$(PY) benchmarks/bench_tumor.py
 	$(PY) benchmarks/bench_recon.py
 	$(PY) benchmarks/bench_deep_tumor.py
+	$(PY) benchmarks/bench_memory.py
 
 clean:
 	rm -rf out .pytest_cache

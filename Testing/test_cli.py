@@ -281,3 +281,15 @@ def test_bad_corrections_are_refused(tmp_path, capsys, small_case, chest64):
         {"position": [0, 0, 0]}, {"position": [1, 0, 0]}, {"position": [0, 1, 0]}]}]}))
     assert "'right lung' or 'left lung'" in _bad(tmp_path, capsys, "run", ct_path, "--lung-correction", curve)
     assert "needs lungs" in _bad(tmp_path, capsys, "run", ct_path, "--lungs", "none", "--lung-correction", curve)
+
+
+def test_a_tumour_seed_outside_the_lungs_is_refused(tmp_path, capsys):
+    """A seed in the sample's mediastinum used to give a 313 mL "tumour"; now one error line.
+    The shipped seed, inside the right lung, still runs (test_demo and the web app test)."""
+    from LungTumorReconLib.cli import SAMPLE_CT
+
+    mediastinum = tmp_path / "mediastinum.mrk.json"
+    mediastinum.write_text(json.dumps({"markups": [{"coordinateSystem": "LPS", "controlPoints": [
+        {"label": "tumor", "position": [0.0, -70.0, -612.5]}]}]}))
+    message = _bad(tmp_path, capsys, "run", SAMPLE_CT, "--seeds", mediastinum, "--lungs", "threshold")
+    assert "outside the lungs" in message and "mediastinum.mrk.json" in message

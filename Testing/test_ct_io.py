@@ -7,7 +7,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
+from LungTumorReconLib.ct_io import read_ct, read_label_on_grid, write_image
 from LungTumorReconLib.errors import InputError
 
 
@@ -181,3 +181,46 @@ def test_image_without_air_is_not_ct(tmp_path):
 def test_missing_path_is_refused(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_ct(tmp_path / "nothing.nrrd")
+
+
+def test_gantry_tilt_is_regularised_onto_an_orthogonal_grid(lidc_copy):
+    full = read_ct(lidc_copy)
+    files = _sorted_files(lidc_copy)
+    row_spacing = float(pydicom.dcmread(files[0], stop_before_pixels=True).PixelSpacing[0])
+    for i, f in enumerate(files):  # each slice one row further along y: a tilted gantry
+        ds = pydicom.dcmread(f)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y + i * row_spacing, z]
+        ds.save_as(f)
+    ct = read_ct(lidc_copy)
+    assert any("gantry tilt" in w for w in ct.warnings)
+    assert ct.geometry == full.geometry  # the same orthogonal grid, anchored at the first slice
+    for k in (3, 8):  # slice k moved k rows: the same anatomy at the same place in patient space
+        assert np.array_equal(ct.array[k, k + 10:200], full.array[k, 10:200 - k])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_voxels_are_refused(tmp_path, chest64, bad):
+    array = chest64.array.astype(np.float32)
+    array[5, 5:8, 5:8] = bad
+    write_image(array, chest64.geometry, tmp_path / "bad.nrrd")
+    with pytest.raises(InputError, match="9 voxels are NaN or infinite"):
+        read_ct(tmp_path / "bad.nrrd")
+
+
+def test_oblique_axial_grid_is_kept_and_non_axial_or_sheared_grids_are_refused(tmp_path, chest64):
+    from dataclasses import replace
+
+    c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
+    for name, direction, error in (
+        ("oblique", (c, -s, 0, s, c, 0, 0, 0, 1), None),  # rotated about head-foot: fine
+        ("tilted", (1, 0, 0, 0, c, -s, 0, s, c), None),  # 20 degrees off axial: fine
+        ("sagittal", (0, 0, 1, 1, 0, 0, 0, 1, 0), "not axial"),
+        ("sheared", (1, 0, 0, 0.3, 1, 0, 0, 0, 1), "not orthogonal"),
+    ):
+        write_image(chest64.array, replace(chest64.geometry, direction=direction), tmp_path / f"{name}.nrrd")
+        if error is None:
+            assert np.allclose(read_ct(tmp_path / f"{name}.nrrd").geometry.direction, direction)
+        else:
+            with pytest.raises(InputError, match=error):
+                read_ct(tmp_path / f"{name}.nrrd")

@@ -175,6 +175,16 @@ def _read_dicom_files(source: Path, files: list[Path]) -> CTVolume:
     if np.any(gaps < 1e-3):
         raise InputError("CT series has two slices at the same position", source)
 
+    pixel_spacing = [float(v) for v in slices[0][1].PixelSpacing]  # (row spacing, column spacing)
+    # Gantry tilt: each slice's position is off the normal through the first one by a shift
+    # that grows with height. Slicer regularises such series; so do we, shifting each slice
+    # in-plane onto an orthogonal grid (linear interpolation), with a warning.
+    offsets = positions - positions[0] - np.outer(heights - heights[0], normal)
+    shifts = np.column_stack([offsets @ col_dir / pixel_spacing[0], offsets @ row_dir / pixel_spacing[1]])
+    tilt = float(np.degrees(np.arctan2(np.linalg.norm(offsets[-1]), heights[-1] - heights[0])))
+    if np.abs(shifts).max() > 0.01:
+        warnings.append(f"gantry tilt of {tilt:.1f} degrees: slices shifted in-plane onto an orthogonal grid")
+
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f, _ in slices])
     try:
@@ -187,8 +197,8 @@ def _read_dicom_files(source: Path, files: list[Path]) -> CTVolume:
     finally:
         sitk.ProcessObject_SetGlobalWarningDisplay(True)
     array = _as_hu_dtype(sitk.GetArrayFromImage(image))  # GDCM has applied RescaleSlope/Intercept
-
-    pixel_spacing = [float(v) for v in slices[0][1].PixelSpacing]  # (row spacing, column spacing)
+    if np.abs(shifts).max() > 0.01:
+        array = _shift_slices(array, shifts)
     spacing_k = float(np.median(gaps))
     direction = np.column_stack([row_dir, col_dir, normal])
     if np.abs(gaps - spacing_k).max() > SLICE_GAP_TOLERANCE * spacing_k:
@@ -206,6 +216,16 @@ def _read_dicom_files(source: Path, files: list[Path]) -> CTVolume:
     return CTVolume(array=array, geometry=geometry, path=str(source), series_uid=uid, warnings=warnings)
 
 
+def _shift_slices(array: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Slice k moved by ``shifts[k]`` (rows, columns) pixels; air (-1024 HU) comes in at the edges."""
+    from scipy import ndimage as ndi
+
+    out = np.empty(array.shape, dtype=np.float32)
+    for k, (dr, dc) in enumerate(shifts):
+        out[k] = ndi.shift(array[k].astype(np.float32), (dr, dc), order=1, mode="constant", cval=-1024.0)
+    return np.rint(out).astype(array.dtype) if np.issubdtype(array.dtype, np.integer) else out
+
+
 def _resample_slices_uniform(array: np.ndarray, heights: np.ndarray, spacing: float) -> tuple[np.ndarray, int]:
     """Linear interpolation along k from slices at ``heights`` (ascending, from 0) to a uniform grid."""
     n_new = int(np.floor(heights[-1] / spacing + 1e-6)) + 1
@@ -221,12 +241,29 @@ def _resample_slices_uniform(array: np.ndarray, heights: np.ndarray, spacing: fl
 
 
 def _check_looks_like_ct(volume: CTVolume) -> None:
+    if volume.array.dtype.kind == "f":
+        bad = int(volume.array.size - np.count_nonzero(np.isfinite(volume.array)))
+        if bad:
+            raise InputError(f"{bad} voxels are NaN or infinite; a CT's voxels are numbers in HU", volume.path)
+    _check_axial_grid(volume)
     if float(volume.array.min()) > CT_AIR_HU:
         raise InputError(
             f"does not look like a CT in Hounsfield units (lowest value {float(volume.array.min()):.0f}, "
             f"no air below {CT_AIR_HU:.0f} HU)",
             volume.path,
         )
+
+
+def _check_axial_grid(volume: CTVolume) -> None:
+    """The methods work slice by slice along k: the grid must be orthogonal and its k axis
+    within 45 degrees of the head-foot axis. Oblique axial grids are kept as they are."""
+    d = volume.geometry.direction_matrix
+    if np.abs(d.T @ d - np.eye(3)).max() > 1e-3:
+        raise InputError("the image axes are not orthogonal (a sheared grid); resample it first", volume.path)
+    angle = float(np.degrees(np.arccos(min(1.0, abs(d[2, 2])))))
+    if angle > 45.0:
+        raise InputError(f"the slices are not axial (the slice axis is {angle:.0f} degrees from head-foot); "
+                         "reformat the CT to axial slices first", volume.path)
 
 
 def read_label_on_grid(path: str | Path, geometry: VolumeGeometry, threshold: float = 0.0) -> np.ndarray:

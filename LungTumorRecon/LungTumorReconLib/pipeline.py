@@ -208,6 +208,8 @@ def run_on_volume(
         ct.warnings.append(f"no lung found by the {used['lungs']['name']} method")
     segments: dict[str, np.ndarray] = {name: lungs[name] for name in (RIGHT_LUNG, LEFT_LUNG) if name in lungs}
     timings["lungs"] = time.perf_counter() - t
+    if tumor_mask is None and options.tumor not in (None, "none"):
+        check_tumor_seeds_near_lungs(seeds, lungs, ct.geometry, options.seeds_path)
 
     t = time.perf_counter()
     tumors: list[TumorMeasurement] = []
@@ -263,6 +265,45 @@ def run_on_volume(
         heterogeneity=heterogeneity,
         candidates=candidates,
     )
+
+
+SEED_MAX_OUTSIDE_LUNGS_MM = 15.0  # juxta-pleural tumours lie against the lungs, not 2 cm away
+
+
+def check_tumor_seeds_near_lungs(seeds: list[Seed], lungs: dict[str, np.ndarray], geometry,
+                                 seeds_path: Path | None = None) -> None:
+    """Refuse a tumour seed outside the lungs: clustering or a network started there segments
+    whatever tissue it is in (a 313 mL "tumour" from a seed in the sample's mediastinum).
+
+    Inside means within a lung's convex hull on the seed's axial slice (a large tumour against
+    the chest wall indents the lung but stays in its hull) or within SEED_MAX_OUTSIDE_LUNGS_MM
+    of a lung voxel. Without lungs (--lungs none) there is nothing to check against."""
+    from .tumor_clustering import hull_per_lung_and_slice
+
+    union = _lung_union(lungs)
+    if union is None or not union.any():
+        return
+    labels = np.zeros(union.shape, dtype=np.int32)
+    for index, mask in enumerate(lungs.values(), start=1):
+        labels[mask] = index
+    spacing_kji = np.asarray(geometry.spacing[::-1])
+    reach = np.ceil(SEED_MAX_OUTSIDE_LUNGS_MM / spacing_kji).astype(int)
+    for seed in seeds:
+        if seed.label != TUMOR:
+            continue
+        kji = np.array(geometry.nearest_kji(np.asarray(seed.lps)))
+        k = int(kji[0])
+        hull = hull_per_lung_and_slice(labels, (slice(k, k + 1), slice(0, union.shape[1]), slice(0, union.shape[2])))
+        if hull[0, kji[1], kji[2]]:
+            continue
+        lo, hi = np.maximum(kji - reach, 0), np.minimum(kji + reach + 1, union.shape)
+        near = np.argwhere(union[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]) + lo
+        distance = np.sqrt((((near - kji) * spacing_kji) ** 2).sum(axis=1)).min() if len(near) else np.inf
+        if distance > SEED_MAX_OUTSIDE_LUNGS_MM:
+            x, y, z = seed.lps
+            raise InputError(f"the tumor seed at LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm lies outside the lungs "
+                             f"(more than {SEED_MAX_OUTSIDE_LUNGS_MM:.0f} mm from them); place it on the lung tumour",
+                             seeds_path)
 
 
 def _lung_union(lungs: dict[str, np.ndarray]) -> np.ndarray | None:

@@ -1,6 +1,8 @@
 """The command line end to end, as users and scripts call it."""
 
 import json
+import sys
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -293,3 +295,56 @@ def test_a_tumour_seed_outside_the_lungs_is_refused(tmp_path, capsys):
         {"label": "tumor", "position": [0.0, -70.0, -612.5]}]}]}))
     message = _bad(tmp_path, capsys, "run", SAMPLE_CT, "--seeds", mediastinum, "--lungs", "threshold")
     assert "outside the lungs" in message and "mediastinum.mrk.json" in message
+
+
+@pytest.fixture
+def world_tmp():
+    """A folder every user can enter (pytest's own tmp folders are private to root)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="ltr-perm-", dir="/tmp"))
+    folder.chmod(0o777)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_unreadable_inputs_and_unwritable_outputs_are_refused(world_tmp, data):
+    """Run as an unprivileged user (root reads everything): an unreadable file, a DICOM folder
+    with an unreadable slice (never silently dropped) and a folder the user cannot write in."""
+    import os
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the command as another user")
+    exe = shutil.which("lungtumorrecon", path=str(Path(sys.executable).parent))
+    tmp_path = world_tmp
+    ct = tmp_path / "ct.nrrd"
+    shutil.copy(data / "cip_chest64" / "ct-64.nrrd", ct)
+    ct.chmod(0o000)
+    dicom = tmp_path / "dicom"
+    shutil.copytree(data / "lidc_idri_0001" / "dicom", dicom)
+    for f in dicom.iterdir():
+        f.chmod(0o644)
+    sorted(dicom.iterdir())[4].chmod(0o000)
+    dicom.chmod(0o755)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    locked.chmod(0o555)
+    readable = tmp_path / "readable.nrrd"
+    shutil.copy(data / "cip_chest64" / "ct-64.nrrd", readable)
+    readable.chmod(0o644)
+    for source, out, message in ((ct, tmp_path / "o1", "permission denied"),
+                                 (dicom, tmp_path / "o2", "cannot be read (permission denied)"),
+                                 (readable, locked / "o3", "cannot write in")):
+        run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, "run", str(source),
+                              "--out", str(out), "--quiet", "--lungs", "threshold"],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 2, run.stderr
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+        assert not out.exists()
+    private = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, "run", str(readable),
+                              "--out", "/root/ltr-never/out", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert private.returncode == 2 and "permission denied" in private.stderr, private.stderr

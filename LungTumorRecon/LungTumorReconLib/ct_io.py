@@ -6,6 +6,8 @@ the series and to check slice geometry before any pixel is decoded.
 
 from __future__ import annotations
 
+import os
+
 import warnings as _warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -55,6 +57,8 @@ def read_ct(path: str | Path) -> CTVolume:
     path = Path(path)
     if not path.exists():
         raise InputError("no such file or folder", path)
+    if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+        raise InputError("cannot read it (permission denied)", path)
     if path.is_dir():
         volume = _read_dicom_folder(path)
     else:
@@ -118,6 +122,10 @@ def _read_dicom_folder(folder: Path) -> CTVolume:
     files = [p for p in sorted(folder.rglob("*")) if p.is_file()]
     if not files:
         raise InputError("folder is empty", folder)
+    unreadable = [p for p in files if not os.access(p, os.R_OK)]
+    if unreadable:  # skipping them would drop slices without a word
+        raise InputError(f"{len(unreadable)} of its files cannot be read (permission denied), e.g. "
+                         f"{unreadable[0].name}", folder)
     return _read_dicom_files(folder, files)
 
 

@@ -30,6 +30,10 @@ VIEW3D_FILE = "3d.png"
 def check_output_dir(out: str | Path, overwrite: bool) -> Path:
     """Refuse an output path that is a file, or a non-empty folder without ``overwrite``."""
     out = Path(out)
+    try:
+        out.exists()
+    except PermissionError:
+        raise InputError("cannot access the output folder's parent (permission denied)", out) from None
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -37,6 +41,8 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
     parent = next((p for p in out.absolute().parents if p.exists()), None)
     if parent is None or not parent.is_dir():
         raise InputError("output folder cannot be created here", out)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write in {parent} (permission denied)", out)
     return out
 
 

@@ -119,7 +119,9 @@ def test_cli_recon_weights_are_checked_before_any_work(tmp_path, small_case):
     evil = tmp_path / "evil.safetensors"
     evil.write_bytes(pickle.dumps({"weights": _Boom()}))
     out = tmp_path / "out"
-    for extra in (["--recon", "gan", "--recon-weights", str(evil)], ["--recon", "mc", "--recon-weights", str(evil)]):
+    for extra in (["--recon", "gan", "--recon-weights", str(evil)], ["--recon", "mc", "--recon-weights", str(evil)],
+                  ["--tumor", "r3d-dense-unet", "--weights", str(evil)], ["--tumor", "lnhg", "--weights", str(evil)],
+                  ["--tumor", "resunet", "--weights", str(evil)]):  # every --weights path: refused, nothing run
         proc = run_cli("run", ct_path, "--out", out, "--seeds", seeds_path, *extra)
         assert proc.returncode == 2
         lines = proc.stderr.strip().splitlines()

@@ -73,3 +73,22 @@ def test_compare_masks_on_shifted_cubes():
     assert dice(a, b) == pytest.approx(0.8)
     empty = compare_masks(a, np.zeros_like(a), (1.0, 1.0, 1.0))
     assert empty["dice"] == 0.0 and empty["hd_mm"] is None
+
+
+def test_split_and_measure_work_in_the_tumours_box(chest64):
+    """A seed beside the tumour takes the nearest component, and the measures do not depend on
+    where the tumour lies in the volume (they are computed in its bounding box)."""
+    g = chest64.geometry
+    mask = np.zeros(g.shape_kji, dtype=bool)
+    mask[20:26, 40:50, 30:38] = True
+    mask[5:8, 10:14, 10:14] = True
+    beside = Seed("tumor", tuple(float(v) for v in g.kji_to_lps(np.array([22, 52, 33]))))
+    (seed, one), = split_tumors(mask, g, [beside])
+    assert one.sum() == 6 * 10 * 8 and one[22, 45, 33]
+    moved = np.roll(one, (-10, 7, 5), axis=(0, 1, 2))
+    hu_moved = np.roll(chest64.array, (-10, 7, 5), axis=(0, 1, 2))
+    a, b = measure_tumor(one, chest64.array, g, seed), measure_tumor(moved, hu_moved, g, seed)
+    assert a.volume_ml == b.volume_ml and a.max_3d_diameter_mm == pytest.approx(b.max_3d_diameter_mm)
+    assert a.longest_axial_diameter_mm == pytest.approx(b.longest_axial_diameter_mm) and a.mean_hu == b.mean_hu
+    shift = g.kji_to_lps(np.array([-10, 7, 5])) - g.kji_to_lps(np.zeros(3))
+    assert np.allclose(np.array(b.centroid_lps) - a.centroid_lps, shift)

@@ -43,23 +43,43 @@ def split_tumors(mask: np.ndarray, geometry: VolumeGeometry, seeds: list[Seed]) 
 
     With no tumour seed, every connected component is a tumour.
     """
-    labels, n = ndi.label(mask, structure=np.ones((3, 3, 3)))
-    if n == 0:
+    box = _bounding_box(mask)
+    if box is None:
         return []
+    # labelled within the mask's bounding box: a 512 x 512 x 600 CT stays cheap
+    labels, n = ndi.label(mask[box], structure=np.ones((3, 3, 3)))
+    offset = np.array([b.start for b in box])
+
+    def full(lab: int) -> np.ndarray:
+        out = np.zeros(mask.shape, dtype=bool)
+        out[box] = labels == lab
+        return out
+
     tumor_seeds = [s for s in seeds if s.label == TUMOR]
     if not tumor_seeds:
-        return [(None, labels == lab) for lab in range(1, n + 1)]
+        return [(None, full(lab)) for lab in range(1, n + 1)]
+    points = np.argwhere(labels > 0)
     result = []
     for seed in tumor_seeds:
-        kji = geometry.nearest_kji(np.asarray(seed.lps))
-        lab = labels[kji]
-        if lab == 0:  # seed just outside the tumour: take the nearest component
-            _, (kk, jj, ii) = ndi.distance_transform_edt(
-                labels == 0, sampling=geometry.spacing[::-1], return_indices=True
-            )
-            lab = labels[kk[kji], jj[kji], ii[kji]]
-        result.append((seed, labels == lab))
+        kji = np.array(geometry.nearest_kji(np.asarray(seed.lps))) - offset
+        inside = np.all(kji >= 0) and np.all(kji < labels.shape)
+        lab = labels[tuple(kji)] if inside else 0
+        if lab == 0:  # seed just outside the tumour: the component of the nearest tumour voxel
+            d2 = ((((points - kji) * np.asarray(geometry.spacing[::-1])) ** 2).sum(axis=1))
+            lab = labels[tuple(points[int(np.argmin(d2))])]
+        result.append((seed, full(lab)))
     return result
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """The smallest box holding every True voxel (None for an empty mask)."""
+    box = []
+    for axis in range(3):
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        if not len(present):
+            return None
+        box.append(slice(int(present[0]), int(present[-1]) + 1))
+    return tuple(box)
 
 
 def _max_pairwise_distance(points: np.ndarray) -> float:
@@ -101,6 +121,9 @@ def axial_diameters(mask: np.ndarray, geometry: VolumeGeometry) -> tuple[float, 
 
 def measure_tumor(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, seed: Seed | None) -> TumorMeasurement:
     spacing_kji = tuple(geometry.spacing[::-1])
+    box = _bounding_box(mask)  # every measure below is translation-invariant, except the centroid
+    offset = np.array([b.start for b in box])
+    mask, hu = mask[box], hu[box]
     voxels = int(mask.sum())
     padded = np.pad(mask.astype(np.float32), 1)
     verts, faces, _, _ = measure.marching_cubes(padded, 0.5, spacing=spacing_kji)
@@ -109,7 +132,7 @@ def measure_tumor(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, se
     sphericity = float(np.pi ** (1 / 3) * (6 * volume_mm3) ** (2 / 3) / area) if area > 0 else 0.0
     longest, short = axial_diameters(mask, geometry)
     values = hu[mask].astype(np.float64)
-    centroid = geometry.kji_to_lps(np.array(ndi.center_of_mass(mask)))
+    centroid = geometry.kji_to_lps(np.array(ndi.center_of_mass(mask)) + offset)
     return TumorMeasurement(
         seed_lps=list(seed.lps) if seed else None,
         volume_ml=volume_mm3 / 1000.0,

@@ -126,6 +126,29 @@ def test_inconsistent_size_is_refused(lidc_copy):
         read_ct(lidc_copy)
 
 
+@pytest.mark.parametrize("damage", ["position", "vr", "truncated header"])
+def test_damaged_slice_header_is_refused_naming_the_file(lidc_copy, damage):
+    """pydicom decodes values lazily: a damaged value must still be one line, not a traceback,
+    and the slice must not be dropped without a word."""
+    f = _sorted_files(lidc_copy)[4]
+    raw = bytearray(f.read_bytes())
+    if damage == "position":  # a letter inside ImagePositionPatient's decimal strings
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        text = "\\".join(str(v) for v in ds["ImagePositionPatient"].value).encode()
+        at = raw.find(str(ds["ImagePositionPatient"].value[0]).encode())
+        assert at > 0, text
+        raw[at + 1] = ord("x")
+    elif damage == "vr":  # explicit VR of Columns (0028,0011) replaced by an unknown one
+        at = raw.find(b"\x28\x00\x11\x00")
+        raw[at + 4:at + 6] = b"Zq"
+    else:
+        raw = raw[:300]
+    f.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=f"DICOM file {f.name} (is damaged|has a damaged header)") as info:
+        read_ct(lidc_copy)
+    assert "\n" not in str(info.value)
+
+
 def test_non_ct_modality_is_refused(lidc_copy):
     for f in lidc_copy.iterdir():
         ds = pydicom.dcmread(f)

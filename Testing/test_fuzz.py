@@ -123,7 +123,7 @@ def test_dicom_reader_on_mutated_slices(tmp_path, dicom_slices, data):
     folder.mkdir()
     for index, slice_bytes in enumerate(dicom_slices):
         raw = bytearray(slice_bytes)
-        for _ in range(data.draw(st.integers(0, 4))):
+        for _ in range(data.draw(st.integers(1, 4))):
             where = data.draw(st.integers(128, 2000))  # the preamble is skipped; the header follows it
             raw[where % len(raw)] = data.draw(st.integers(0, 255))
         cut = data.draw(st.integers(len(raw) // 2, len(raw)))

@@ -129,24 +129,74 @@ def _read_dicom_folder(folder: Path) -> CTVolume:
     return _read_dicom_files(folder, files)
 
 
+@dataclass(frozen=True)
+class _SliceHeader:
+    """What the series checks need from one DICOM image slice, parsed and validated once."""
+
+    path: Path
+    modality: str
+    sop_class: str
+    series_uid: str
+    orientation: tuple[float, ...]  # 6 direction cosines: row direction, then column direction
+    position: tuple[float, float, float]
+    size: tuple[int, int]  # (rows, columns)
+    pixel_spacing: tuple[float, float]  # (row spacing, column spacing)
+
+
+def _slice_header(path: Path, ds, source: Path) -> _SliceHeader | None:
+    """The slice's geometry, or None for a DICOM object that is not an image slice (RTSTRUCT, SEG, SR).
+
+    pydicom decodes values lazily, so a damaged value (a bad VR, a non-number in a DS) only
+    fails here; any such failure refuses the series with the file named.
+    """
+    try:
+        if "ImagePositionPatient" not in ds or "Rows" not in ds:
+            meta = getattr(ds, "file_meta", None)
+            sop_class = str(getattr(ds, "SOPClassUID", "") or getattr(meta, "MediaStorageSOPClassUID", ""))
+            if sop_class in (CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE):  # a CT slice cut short
+                raise InputError(f"DICOM file {path.name} is damaged (a CT slice without its geometry)", source)
+            return None
+        header = _SliceHeader(
+            path=path,
+            modality=str(getattr(ds, "Modality", "")).strip(),
+            sop_class=str(getattr(ds, "SOPClassUID", "")),
+            series_uid=str(getattr(ds, "SeriesInstanceUID", "")),
+            orientation=tuple(float(v) for v in ds.ImageOrientationPatient),
+            position=tuple(float(v) for v in ds.ImagePositionPatient),
+            size=(int(ds.Rows), int(ds.Columns)),
+            pixel_spacing=tuple(float(v) for v in ds.PixelSpacing),
+        )
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the damage, one line naming the file
+        raise InputError(f"DICOM file {path.name} has a damaged header ({_first_line(exc)[:80]})", source) from None
+    numbers = header.orientation + header.position + header.pixel_spacing
+    if (len(header.orientation) != 6 or len(header.position) != 3 or len(header.pixel_spacing) != 2
+            or not np.all(np.isfinite(numbers)) or min(header.pixel_spacing) <= 0 or min(header.size) < 1):
+        raise InputError(f"DICOM file {path.name} has invalid geometry (orientation, position, "
+                         "pixel spacing or size)", source)
+    return header
+
+
 def _read_dicom_files(source: Path, files: list[Path]) -> CTVolume:
     import pydicom
 
-    series: dict[str, list[tuple[Path, object]]] = defaultdict(list)
+    series: dict[str, list[_SliceHeader]] = defaultdict(list)
     other_modalities: set[str] = set()
     for f in files:
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True)
-        except Exception:  # not DICOM: skip, as Slicer's DICOM browser does
+        except Exception:  # noqa: BLE001 - anything pydicom cannot parse
+            if _is_dicom_file(f):  # a DICOM slice that is damaged: refuse rather than drop a slice
+                raise InputError(f"DICOM file {f.name} is damaged (its header cannot be parsed)", source) from None
+            continue  # not DICOM: skip, as Slicer's DICOM browser does
+        header = _slice_header(f, ds, source)
+        if header is None:
             continue
-        modality = str(getattr(ds, "Modality", "")).strip()
-        is_image = "ImagePositionPatient" in ds and "Rows" in ds
-        if not is_image:
-            continue  # RTSTRUCT, SEG, SR, ...: not image slices
-        if modality != "CT" and str(getattr(ds, "SOPClassUID", "")) not in (CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE):
-            other_modalities.add(modality or "unknown")
+        if header.modality != "CT" and header.sop_class not in (CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE):
+            other_modalities.add(header.modality or "unknown")
             continue
-        series[str(getattr(ds, "SeriesInstanceUID", ""))].append((f, ds))
+        series[header.series_uid].append(header)
     if not series:
         if other_modalities:
             raise InputError(f"no CT image series (found modality {', '.join(sorted(other_modalities))})", source)
@@ -160,20 +210,19 @@ def _read_dicom_files(source: Path, files: list[Path]) -> CTVolume:
     if len(slices) < 2:
         raise InputError("CT series has a single slice; a 3D CT is needed", source)
 
-    orientations = np.array([[float(v) for v in ds.ImageOrientationPatient] for _, ds in slices])
+    orientations = np.array([h.orientation for h in slices])
     if np.abs(orientations - orientations[0]).max() > 1e-3:
         raise InputError("slices of the CT series disagree in orientation", source)
-    sizes = {(int(ds.Rows), int(ds.Columns)) for _, ds in slices}
+    sizes = {h.size for h in slices}
     if len(sizes) > 1:
         raise InputError(f"slices of the CT series disagree in size: {sorted(sizes)}", source)
-    spacings = {tuple(round(float(v), 4) for v in ds.PixelSpacing) for _, ds in slices}
-    if len(spacings) > 1:
+    if len({tuple(np.round(h.pixel_spacing, 4)) for h in slices}) > 1:
         raise InputError("slices of the CT series disagree in pixel spacing", source)
 
     row_dir = orientations[0][:3]  # direction of increasing column index (i)
     col_dir = orientations[0][3:]  # direction of increasing row index (j)
     normal = np.cross(row_dir, col_dir)
-    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in slices])
+    positions = np.array([h.position for h in slices])
     heights = positions @ normal
     order = np.argsort(heights)
     slices = [slices[i] for i in order]
@@ -183,7 +232,7 @@ def _read_dicom_files(source: Path, files: list[Path]) -> CTVolume:
     if np.any(gaps < 1e-3):
         raise InputError("CT series has two slices at the same position", source)
 
-    pixel_spacing = [float(v) for v in slices[0][1].PixelSpacing]  # (row spacing, column spacing)
+    pixel_spacing = list(slices[0].pixel_spacing)  # (row spacing, column spacing)
     # Gantry tilt: each slice's position is off the normal through the first one by a shift
     # that grows with height. Slicer regularises such series; so do we, shifting each slice
     # in-plane onto an orthogonal grid (linear interpolation), with a warning.
@@ -194,7 +243,7 @@ def _read_dicom_files(source: Path, files: list[Path]) -> CTVolume:
         warnings.append(f"gantry tilt of {tilt:.1f} degrees: slices shifted in-plane onto an orthogonal grid")
 
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames([str(f) for f, _ in slices])
+    reader.SetFileNames([str(h.path) for h in slices])
     try:
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore")

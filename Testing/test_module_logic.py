@@ -35,7 +35,9 @@ def module():
     pnw = types.ModuleType("slicer.parameterNodeWrapper")
     pnw.parameterNodeWrapper = lambda cls: cls
     pnw.Choice = lambda choices: ("Choice", tuple(choices))
-    stubs.update({"slicer.ScriptedLoadableModule": slm, "slicer.i18n": i18n, "slicer.parameterNodeWrapper": pnw})
+    qt = types.ModuleType("qt")  # PythonQt: only the Widget uses it, and the Widget is not run here
+    stubs.update({"slicer.ScriptedLoadableModule": slm, "slicer.i18n": i18n, "slicer.parameterNodeWrapper": pnw,
+                  "qt": qt})
     saved = {k: sys.modules.get(k) for k in stubs}
     sys.modules.update(stubs)
     sys.path.insert(0, str(REPO / "LungTumorRecon"))
@@ -73,6 +75,133 @@ def test_logic_adapts_the_pipeline_to_mrml_nodes(module, small_case):
     again = module.LungTumorReconLogic().process(volume, outputSegmentation=seg, tumor="none", recon="none", scene=scene)
     assert again["segmentation"] is seg
     assert len(scene.nodes_by_class("vtkMRMLSegmentationNode")) == 1
+
+
+def _wait(job, timeout: float = 300) -> None:
+    """What a script does instead of the panel's QTimer: block until the child is done."""
+    try:
+        job.wait(timeout)
+    except BaseException:
+        job.cleanup()
+        raise
+    job.poll()
+    assert job.error is None, job.error
+
+
+def test_the_job_path_gives_the_blocking_result(module, small_case):
+    """startJob -> wait -> applyJobResult (the panel's and a script's out-of-process path) fills
+    the scene with the same segments as the blocking process()."""
+    from LungTumorReconLib.ct_io import read_ct
+    from LungTumorReconLib.scene import Scene
+
+    ct_path, _, _, _, seed = small_case
+    ct = read_ct(ct_path)
+    scene = Scene()
+    volume = scene.add_volume(ct.array, ct.geometry, "chest")
+    seeds_node = scene.add_seeds([seed])
+    logic = module.LungTumorReconLogic()
+    options = dict(lungs="threshold", tumor="gk", recon="mc")
+    blocking = logic.process(volume, seedsNode=seeds_node, scene=scene, **options)
+    expected = scene.segment_masks(blocking["segmentation"], ct.geometry)
+
+    job = logic.startJob(volume, seedsNode=seeds_node, stage="all", scene=scene, **options)
+    try:
+        _wait(job)
+        assert job.poll().fraction == 1.0
+        nodes = logic.applyJobResult(job, volume, scene=scene)
+    finally:
+        job.cleanup()
+    seg = nodes["segmentation"]
+    assert seg is not blocking["segmentation"]  # no output given: a new node
+    got = scene.segment_masks(seg, ct.geometry)
+    assert list(got) == list(expected) == ["right lung", "left lung", "tumor"]
+    assert all(np.array_equal(got[name], expected[name]) for name in expected)
+    assert nodes["volume"] is volume and nodes["model"] is not None and nodes["tumors_table"] is not None
+    assert Scene.table_rows(nodes["tumors_table"])[0]["volume_ml"] == pytest.approx(
+        Scene.table_rows(blocking["tumors_table"])[0]["volume_ml"])
+    # and into the same output node again: the node is reused, not duplicated
+    count = len(scene.nodes_by_class("vtkMRMLSegmentationNode"))
+    job = logic.startJob(volume, seedsNode=seeds_node, stage="all", outputSegmentation=seg, scene=scene, **options)
+    try:
+        _wait(job)
+        again = logic.applyJobResult(job, volume, seg, scene=scene)
+    finally:
+        job.cleanup()
+    assert again["segmentation"] is seg
+    assert len(scene.nodes_by_class("vtkMRMLSegmentationNode")) == count
+
+
+def _axial_slice_node(module, geometry, k: int, sagittal: bool = False):
+    """A slice node as the Red view would have it, showing slice k of the CT."""
+    import slicer
+
+    from LungTumorReconLib.coordinates import lps_to_ras
+
+    node = slicer.vtkMRMLSliceNode()
+    centre = np.array(geometry.shape_kji) // 2
+    ras = lps_to_ras(geometry.kji_to_lps(np.array([k, centre[1], centre[2]], dtype=float)))
+    m = node.GetSliceToRAS()
+    rotation = [[0, 0, 1], [-1, 0, 0], [0, 1, 0]] if sagittal else np.eye(3)
+    for r in range(3):
+        for c in range(3):
+            m.SetElement(r, c, float(rotation[r][c]))
+        m.SetElement(r, 3, float(ras[r]))
+    node.UpdateMatrices()
+    return node
+
+
+def test_repropagation_replaces_only_the_corrected_lung(module, small_case):
+    """The user cuts the right lung on the Red view's slice; "Correct on this slice and
+    re-propagate" replaces the right lung from that slice and leaves the left lung's labelmap
+    bit-identical."""
+    from LungTumorReconLib.ct_io import read_ct
+    from LungTumorReconLib.errors import InputError
+    from LungTumorReconLib.scene import Scene
+
+    ct_path, *_ = small_case
+    ct = read_ct(ct_path)
+    g = ct.geometry
+    scene = Scene()
+    volume = scene.add_volume(ct.array, g, "chest")
+    logic = module.LungTumorReconLogic()
+    seg = logic.process(volume, lungs="snake", tumor="none", recon="none", scene=scene)["segmentation"]
+    before = scene.segment_masks(seg, g)
+    k = int(np.argmax(before["right lung"].sum(axis=(1, 2))))
+    corrected = before["right lung"][k].copy()
+    rows = np.flatnonzero(corrected.any(axis=1))
+    corrected[rows[: len(rows) // 3]] = False  # the user's edit on this slice
+    edited = before["right lung"].copy()
+    edited[k] = corrected
+    scene.set_segmentation({"right lung": edited}, g, reference_volume=volume, node=seg)
+    left_before = scene.segment_masks(seg, g)["left lung"]
+    assert np.array_equal(left_before, before["left lung"])
+
+    # the slice the Red view shows -> k, through the library
+    assert logic.axialSliceIndex(volume, _axial_slice_node(module, g, k)) == k
+    with pytest.raises(InputError, match="not axial"):
+        logic.axialSliceIndex(volume, _axial_slice_node(module, g, k, sagittal=True))
+    empty_k = int(np.flatnonzero(~before["right lung"].any(axis=(1, 2)))[0])
+    with pytest.raises(InputError, match="no contour on slice"):
+        logic.startJob(volume, stage="repropagate", outputSegmentation=seg, correctionLung="right lung",
+                       correctionSlice=empty_k, scene=scene)
+
+    job = logic.startJob(volume, stage="repropagate", outputSegmentation=seg, correctionLung="right lung",
+                         correctionSlice=k, scene=scene)
+    try:
+        _wait(job)
+        nodes = logic.applyJobResult(job, volume, seg, scene=scene)
+    finally:
+        job.cleanup()
+    assert nodes["segmentation"] is seg
+    after = scene.segment_masks(seg, g)
+    assert sorted(after) == ["left lung", "right lung"]
+    assert np.array_equal(after["left lung"], left_before)  # bit-identical
+    assert np.array_equal(after["right lung"][k], corrected)
+    # the re-propagated lung is the one in the scene (on this small CT the snake converges back
+    # to the same contours away from the corrected slice)
+    assert np.array_equal(after["right lung"], nodes["result"].segments["right lung"])
+    assert not np.array_equal(after["right lung"], before["right lung"])
+    assert nodes["result"].methods["lungs"]["correction"]["slice"] == k
 
 
 def test_logic_refuses_unbuilt_methods(module, chest64, monkeypatch):

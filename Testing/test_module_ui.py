@@ -1,0 +1,232 @@
+"""The module panel's .ui against the module's source, without desktop Slicer.
+
+Slicer's own Qt (PythonQt, CTK, the MRML widgets) cannot run here, so the .ui is loaded with
+PySide6's QUiLoader on the offscreen platform: Slicer's custom widgets come out as their Qt
+base classes with their custom properties kept as dynamic properties (``SlicerParameterName``
+among them). The parameter node's fields are read from the source with ``ast``, without
+importing slicer's Qt-bound parts. Each check returns its problems, and is also run on a
+deliberately broken copy to show that it can fail.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import xml.etree.ElementTree as ET
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject  # noqa: E402
+from PySide6.QtUiTools import QUiLoader  # noqa: E402
+from PySide6.QtWidgets import QApplication, QComboBox, QWidget  # noqa: E402
+
+from conftest import REPO  # noqa: E402
+
+MODULE = REPO / "LungTumorRecon"
+UI_TEXT = (MODULE / "Resources" / "UI" / "LungTumorRecon.ui").read_text(encoding="utf-8")
+SOURCE = (MODULE / "LungTumorRecon.py").read_text(encoding="utf-8")
+PARAMETER_CLASS = "LungTumorReconParameterNode"
+SECTIONS = ["Input", "Lungs", "Tumour", "3D reconstruction", "Results"]
+NODE_WIDGETS = {"qMRMLNodeComboBox", "qSlicerSimpleMarkupsWidget"}  # what parameterNodeWrapper binds nodes to
+
+
+@pytest.fixture(scope="module")
+def app():
+    return QApplication.instance() or QApplication([])
+
+
+def load_ui(text: str) -> QWidget:
+    buffer = QBuffer()
+    buffer.setData(QByteArray(text.encode("utf-8")))
+    buffer.open(QIODevice.ReadOnly)
+    loader = QUiLoader()
+    root = loader.load(buffer)
+    assert root is not None, loader.errorString()
+    return root
+
+
+def objects_by_name(root: QWidget) -> dict[str, QObject]:
+    found = {o.objectName(): o for o in root.findChildren(QObject) if o.objectName()}
+    found[root.objectName()] = root
+    return found
+
+
+def widget_classes(text: str) -> dict[str, str]:
+    """objectName -> the class the .ui names (Slicer's, which QUiLoader replaces by a base class)."""
+    return {w.get("name"): w.get("class") for w in ET.fromstring(text).iter("widget")}
+
+
+def parameter_fields(source: str) -> dict[str, ast.expr]:
+    """The parameter node's fields and their annotations, from the class body."""
+    tree = ast.parse(source)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == PARAMETER_CLASS)
+    return {s.target.id: s.annotation for s in cls.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+
+
+def is_choice(annotation: ast.expr) -> bool:
+    """``Annotated[str, Choice(...)]``."""
+    if not (isinstance(annotation, ast.Subscript) and isinstance(annotation.value, ast.Name)
+            and annotation.value.id == "Annotated" and isinstance(annotation.slice, ast.Tuple)):
+        return False
+    return any(
+        isinstance(a, ast.Call) and (getattr(a.func, "id", None) == "Choice" or getattr(a.func, "attr", None) == "Choice")
+        for a in annotation.slice.elts[1:]
+    )
+
+
+def bound_widgets(root: QWidget) -> list[tuple[QObject, str]]:
+    out = []
+    for obj in [root, *root.findChildren(QObject)]:
+        name = obj.property("SlicerParameterName")
+        if name:
+            out.append((obj, str(name)))
+    return out
+
+
+# -- the checks: each returns its problems ---------------------------------------------------------
+
+
+def check_ui_names(root: QWidget, source: str) -> list[str]:
+    """Every ``self.ui.<name>`` the module uses is an object of the .ui."""
+    names = objects_by_name(root)
+    used = sorted(set(re.findall(r"\bself\.ui\.(\w+)", source)))
+    return [f"self.ui.{n} is not in the .ui" for n in used if n not in names]
+
+
+def check_parameter_names(root: QWidget, source: str) -> list[str]:
+    """Every SlicerParameterName names a field of the parameter node."""
+    fields = parameter_fields(source)
+    return [f"{w.objectName()}: SlicerParameterName {name!r} is not a field of {PARAMETER_CLASS}"
+            for w, name in bound_widgets(root) if name not in fields]
+
+
+def check_each_field_bound_once(root: QWidget, source: str) -> list[str]:
+    counts = {f: 0 for f in parameter_fields(source)}
+    for _, name in bound_widgets(root):
+        if name in counts:
+            counts[name] += 1
+    return [f"field {f!r} is bound to {n} widgets" for f, n in counts.items() if n != 1]
+
+
+def check_combo_boxes_are_choices(root: QWidget, source: str) -> list[str]:
+    """A combo box bound to a str field lists the field's choices: the field must be Choice-typed,
+    and every Choice-typed field is shown in a combo box."""
+    fields = parameter_fields(source)
+    problems = []
+    for w, name in bound_widgets(root):
+        if name in fields and isinstance(w, QComboBox) and not is_choice(fields[name]):
+            problems.append(f"{w.objectName()} is bound to {name!r}, which is not Annotated[str, Choice(...)]")
+        if name in fields and is_choice(fields[name]) and not isinstance(w, QComboBox):
+            problems.append(f"Choice field {name!r} is bound to {w.objectName()}, not a QComboBox")
+    return problems
+
+
+def check_node_fields(root: QWidget, source: str, text: str) -> list[str]:
+    """A node-typed field is bound to a node selector (or the markups widget) offering that type."""
+    fields = parameter_fields(source)
+    classes = widget_classes(text)
+    problems = []
+    for w, name in bound_widgets(root):
+        annotation = fields.get(name)
+        if not (isinstance(annotation, ast.Name) and annotation.id.startswith("vtkMRML")):
+            continue
+        cls = classes.get(w.objectName())
+        if cls not in NODE_WIDGETS:
+            problems.append(f"node field {name!r} is bound to a {cls}")
+        elif cls == "qMRMLNodeComboBox" and annotation.id not in list(w.property("nodeTypes") or []):
+            problems.append(f"{w.objectName()} does not offer {annotation.id} for {name!r}")
+    return problems
+
+
+def check_sections(root: QWidget, source: str, text: str) -> list[str]:
+    """The panel's sections, in order, each a ctkCollapsibleButton."""
+    titles = []
+    for w in ET.fromstring(text).iter("widget"):
+        if w.get("class") == "ctkCollapsibleButton":
+            prop = next((p for p in w.findall("property") if p.get("name") == "text"), None)
+            titles.append(prop.findtext("string") if prop is not None else None)
+    return [] if titles == SECTIONS else [f"sections are {titles}, expected {SECTIONS}"]
+
+
+def check_scene_connections(root: QWidget, source: str, text: str) -> list[str]:
+    """Every MRML widget gets the scene from the panel (else its selector stays empty)."""
+    tree = ET.fromstring(text)
+    top = tree.find("widget").get("name")
+    connected = {c.findtext("receiver") for c in tree.iter("connection")
+                 if c.findtext("sender") == top and c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"}
+    return [f"{name} ({cls}) gets no mrmlSceneChanged connection" for name, cls in widget_classes(text).items()
+            if name != top and (cls.startswith("qMRML") or cls.startswith("qSlicer")) and name not in connected]
+
+
+CHECKS = [check_ui_names, check_parameter_names, check_each_field_bound_once, check_combo_boxes_are_choices]
+TEXT_CHECKS = [check_node_fields, check_sections, check_scene_connections]
+
+
+def run_check(check, text: str = UI_TEXT, source: str = SOURCE) -> list[str]:
+    root = load_ui(text)
+    try:
+        return check(root, source, text) if check in TEXT_CHECKS else check(root, source)
+    finally:
+        root.deleteLater()
+
+
+# -- the real .ui passes every check ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("check", CHECKS + TEXT_CHECKS, ids=lambda c: c.__name__)
+def test_the_panel_passes(app, check):
+    assert run_check(check) == []
+
+
+def test_the_source_and_ui_are_what_the_checks_read(app):
+    """Guards against a check passing vacuously (a renamed class, a regex that finds nothing)."""
+    fields = parameter_fields(SOURCE)
+    assert {"inputVolume", "seeds", "lungMethod", "tumorMethod", "reconMethod", "device", "outputSegmentation"} <= set(fields)
+    assert all(is_choice(fields[f]) for f in ("lungMethod", "tumorMethod", "reconMethod", "device"))
+    assert len(set(re.findall(r"\bself\.ui\.(\w+)", SOURCE))) >= 15
+    root = load_ui(UI_TEXT)
+    assert len(bound_widgets(root)) == len(fields)
+    classes = widget_classes(UI_TEXT)
+    assert classes["seedsMarkupsWidget"] == "qSlicerSimpleMarkupsWidget"
+    assert classes["tumorsTableView"] == "qMRMLTableView"
+    assert classes["progressBar"] == "QProgressBar"
+    root.deleteLater()
+
+
+# -- each check fails on a broken copy ---------------------------------------------------------------
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+BROKEN = [
+    (check_ui_names, "ui", ('name="placeTumorSeedButton"', 'name="placeTumourSeedButton"'),
+     "self.ui.placeTumorSeedButton is not in the .ui"),
+    (check_parameter_names, "ui", ("<string>lungMethod</string>", "<string>lungMethd</string>"),
+     "'lungMethd' is not a field"),
+    (check_each_field_bound_once, "ui", ("<string>correctLung</string>", "<string>tumorMethod</string>"),
+     "'tumorMethod' is bound to 2 widgets"),
+    (check_each_field_bound_once, "source", ("    device: Annotated", "    unboundField: int = 0\n    device: Annotated"),
+     "'unboundField' is bound to 0 widgets"),
+    (check_combo_boxes_are_choices, "source",
+     ("correctLung: Annotated[str, Choice([RIGHT_LUNG, LEFT_LUNG])] = RIGHT_LUNG", "correctLung: str = RIGHT_LUNG"),
+     "correctLungComboBox is bound to 'correctLung', which is not Annotated"),
+    (check_node_fields, "ui", ("<string>vtkMRMLSegmentationNode</string>", "<string>vtkMRMLModelNode</string>"),
+     "does not offer vtkMRMLSegmentationNode"),
+    (check_sections, "ui", ("<string>Tumour</string></property>\n     <layout", "<string>Tumor</string></property>\n     <layout"),
+     "sections are"),
+    (check_scene_connections, "ui", ("<receiver>tumorsTableView</receiver>", "<receiver>statusLabel</receiver>"),
+     "tumorsTableView (qMRMLTableView) gets no mrmlSceneChanged connection"),
+]
+
+
+@pytest.mark.parametrize("check,where,edit,expected", BROKEN, ids=[f"{b[0].__name__}-{i}" for i, b in enumerate(BROKEN)])
+def test_each_check_fails_on_a_broken_copy(app, check, where, edit, expected):
+    text = _replace(UI_TEXT, *edit) if where == "ui" else UI_TEXT
+    source = _replace(SOURCE, *edit) if where == "source" else SOURCE
+    problems = run_check(check, text, source)
+    assert any(expected in p for p in problems), problems

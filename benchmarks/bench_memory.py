@@ -1,9 +1,12 @@
 """Peak memory of every path on a 512 x 512 x 600 synthetic CT (issue 11: within 8 GB on CPU).
 
 Each path is one ``lungtumorrecon run`` in its own process, so its peak resident set size
-(max RSS, the kernel's figure) is the whole cost: reading, every stage, writing the results
-folder and the scene bundle. The CT is a 512 x 512 x 100 synthetic thorax resampled to 600
-slices of 0.5 mm (rendering 600 slices directly would take longer than every run below).
+(VmHWM, the kernel's figure) is the whole cost: reading, every stage, writing the results
+folder and the scene bundle. The CT is a 512 x 512 x 100 synthetic thorax, run as it is and
+resampled to 600 slices of 0.5 mm (rendering 600 slices directly would take longer than every
+run below). The two sizes give each path's fixed cost and bytes per voxel (a straight line
+through both), which is what ``memory_budget`` estimates a run's peak from; its estimate is
+printed beside the measurement, with the memory check off so that every path runs.
 
 Run: python benchmarks/bench_memory.py [--paths NAME ...]  (in make bench)
 """
@@ -22,6 +25,7 @@ from harness import REPO, table  # noqa: F401  (REPO puts the library on sys.pat
 
 import numpy as np
 
+from LungTumorReconLib import memory_budget
 from LungTumorReconLib.coordinates import VolumeGeometry
 from LungTumorReconLib.ct_io import write_image
 from LungTumorReconLib.seeds_io import Seed, seeds_to_markups_json
@@ -48,37 +52,51 @@ PATHS = {
     "recon gan": ["--lungs", "threshold", "--recon", "gan"],
 }
 
-_CHILD = ("import resource, sys\n"
+_CHILD = ("import sys\n"
           "from LungTumorReconLib.cli import main\n"
+          "from LungTumorReconLib.memory_budget import peak_rss_bytes\n"
           "code = main(sys.argv[1:])\n"
-          "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+          "print('PEAK_RSS_BYTES', int(peak_rss_bytes()), file=sys.stderr)\n"
           "sys.exit(code)\n")
 
 
-def make_case(folder: Path) -> tuple[Path, Path]:
+def make_cases(folder: Path) -> dict[int, tuple[Path, Path]]:
+    """slices -> (CT, seeds): the thorax at 100 slices of 3 mm, and resampled to 600 of 0.5 mm."""
     case = make_thorax(size=(512, 512, 100), spacing=(0.7, 0.7, 3.0), tumors=("solid", "juxta-pleural"), seed=9001)
-    ct = np.repeat(case.ct, 6, axis=0)  # 100 slices of 3 mm -> 600 of 0.5 mm
     g = case.geometry
-    geometry = VolumeGeometry(size=(512, 512, 600), spacing=(0.7, 0.7, 0.5),
-                              origin=(g.origin[0], g.origin[1], g.origin[2] - 1.25), direction=g.direction)
-    ct_path, seeds_path = folder / "ct600.nrrd", folder / "ct600.mrk.json"
-    write_image(ct, geometry, ct_path)
     seeds = [Seed("tumor", tuple(t["centre_lps"])) for t in case.tumors]
-    seeds_path.write_text(json.dumps(seeds_to_markups_json(seeds)))
-    return ct_path, seeds_path
+    geometry600 = VolumeGeometry(size=(512, 512, 600), spacing=(0.7, 0.7, 0.5),
+                                 origin=(g.origin[0], g.origin[1], g.origin[2] - 1.25), direction=g.direction)
+    cases = {}
+    for slices, ct, geometry in ((100, case.ct, g), (600, np.repeat(case.ct, 6, axis=0), geometry600)):
+        ct_path, seeds_path = folder / f"ct{slices}.nrrd", folder / f"ct{slices}.mrk.json"
+        write_image(ct, geometry, ct_path)
+        seeds_path.write_text(json.dumps(seeds_to_markups_json(seeds)))
+        cases[slices] = (ct_path, seeds_path)
+    return cases
+
+
+def estimate_gb(options: list[str], slices: int) -> float:
+    """memory_budget's estimate for this path (what a run is refused on)."""
+    named = dict(zip(options[::2], options[1::2]))
+    tumor = named.get("--tumor", "gk")
+    return memory_budget.estimate_peak_bytes(512 * 512 * slices, named.get("--lungs", "snake"), tumor,
+                                             named.get("--recon", "interp-mc"),
+                                             seeded="UNSEEDED" not in options) / memory_budget.GB
 
 
 def run_path(ct_path: Path, seeds_path: Path, options: list[str], out: Path) -> dict:
     args = [a for a in options if a != "UNSEEDED"]
     if "UNSEEDED" not in options:
         args += ["--seeds", str(seeds_path)]
-    cmd = [sys.executable, "-c", _CHILD, "run", str(ct_path), "--out", str(out), "--quiet", "--overwrite", *args]
+    cmd = [sys.executable, "-c", _CHILD, "run", str(ct_path), "--out", str(out), "--quiet", "--overwrite",
+           "--skip-memory-check", *args]
     t0 = time.perf_counter()
     run = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    rss = [int(line.split()[1]) for line in run.stderr.splitlines() if line.startswith("MAXRSS_KB")]
+    rss = [int(line.split()[1]) for line in run.stderr.splitlines() if line.startswith("PEAK_RSS_BYTES")]
     errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
-    return {"seconds": seconds, "max RSS (GB)": rss[0] / 1024**2 if rss else None, "exit": run.returncode,
+    return {"seconds": seconds, "peak RSS (GB)": rss[0] / 1024**3 if rss else None, "exit": run.returncode,
             "note": errors[-1][:80] if errors else ""}
 
 
@@ -88,19 +106,32 @@ def main() -> None:
     args = parser.parse_args()
     print(f"## Peak memory on a 512 x 512 x 600 CT, each path in its own process (limit {LIMIT_GB:.0f} GB)\n")
     rows = []
+    voxels = {n: 512 * 512 * n for n in (100, 600)}
     with tempfile.TemporaryDirectory(prefix="ltr-bench-memory-") as tmp:
-        ct_path, seeds_path = make_case(Path(tmp))
+        cases = make_cases(Path(tmp))
         for name in args.paths or list(PATHS):
-            row = {"path": name, **run_path(ct_path, seeds_path, PATHS[name], Path(tmp) / "out")}
-            rss = row["max RSS (GB)"]
-            row["within 8 GB"] = "yes" if rss is not None and rss <= LIMIT_GB and row["exit"] == 0 else "NO"
+            runs = {n: run_path(*cases[n], PATHS[name], Path(tmp) / "out") for n in (100, 600)}
+            gb = {n: r["peak RSS (GB)"] for n, r in runs.items()}
+            row = {"path": name, "seconds": runs[600]["seconds"], "peak RSS (GB)": gb[600], "at 100 slices (GB)": gb[100]}
+            if None not in gb.values():
+                per_voxel = (gb[600] - gb[100]) * memory_budget.GB / (voxels[600] - voxels[100])
+                row["bytes/voxel"] = per_voxel
+                row["fixed (GB)"] = gb[100] - per_voxel * voxels[100] / memory_budget.GB
+            row["estimate (GB)"] = estimate_gb(PATHS[name], 600)
+            row["estimate >= measured, 100 / 600"] = " / ".join(
+                "yes" if gb[n] is not None and estimate_gb(PATHS[name], n) >= gb[n] else "NO" for n in (100, 600))
+            row["within 8 GB"] = "yes" if gb[600] is not None and gb[600] <= LIMIT_GB and runs[600]["exit"] == 0 else "NO"
+            row["exit"] = runs[600]["exit"] or runs[100]["exit"]
+            row["note"] = runs[600]["note"] or runs[100]["note"]
             rows.append(row)
-            print(f"  {name}: {row['seconds']:.1f} s, {rss if rss is None else round(rss, 2)} GB, exit {row['exit']}",
-                  file=sys.stderr, flush=True)
-    worst = max((r["max RSS (GB)"] or 0) for r in rows)
+            print(f"  {name}: {row['seconds']:.1f} s, {gb[600]} GB at 600 slices, {gb[100]} GB at 100, "
+                  f"exit {row['exit']}", file=sys.stderr, flush=True)
+    worst = max((r["peak RSS (GB)"] or 0) for r in rows)
     for r in rows:
-        r["ratio to the worst"] = (r["max RSS (GB)"] or 0) / worst if worst else None
-    print(table(rows, ["path", "seconds", "max RSS (GB)", "ratio to the worst", "within 8 GB", "exit", "note"]))
+        r["ratio to the worst"] = (r["peak RSS (GB)"] or 0) / worst if worst else None
+    print(table(rows, ["path", "seconds", "peak RSS (GB)", "ratio to the worst", "within 8 GB", "at 100 slices (GB)",
+                       "fixed (GB)", "bytes/voxel", "estimate (GB)", "estimate >= measured, 100 / 600", "exit",
+                       "note"]))
 
 
 if __name__ == "__main__":

@@ -128,6 +128,8 @@ def _add_method_options(p: argparse.ArgumentParser, per_case: bool = True) -> No
     )
     p.add_argument("--device", default="auto", choices=methods.DEVICES, help="auto uses CUDA when present")
     p.add_argument("--weights", type=Path, help="weights file for a deep tumour method")
+    p.add_argument("--skip-memory-check", action="store_true",
+                   help="run even when the estimated peak memory is above what the machine has free")
     p.add_argument("--recon-weights", type=Path, metavar="FILE",
                    help="safetensors weights for --recon gan of the same architecture (default: the shipped model)")
 
@@ -149,6 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         lungs_from=args.lungs_from,
         lung_correction=args.lung_correction,
         tumor_per_slice=args.tumor_per_slice,
+        memory_check=not args.skip_memory_check,
     )
     check_output_dir(args.out, args.overwrite)  # refuse before any work
     result = run_pipeline(args.input, options, progress)
@@ -202,6 +205,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         run_args += ["--tumor", args.tumor]
     if args.tumor_per_slice:
         run_args.append("--tumor-per-slice")
+    if args.skip_memory_check:
+        run_args.append("--skip-memory-check")
     for flag, value in (("--weights", args.weights), ("--recon-weights", args.recon_weights)):
         if value is not None:
             run_args += [flag, str(Path(value).resolve())]

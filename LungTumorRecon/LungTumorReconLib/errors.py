@@ -19,3 +19,7 @@ class InputError(LungTumorReconError):
 
 class UnavailableError(LungTumorReconError):
     """A method, device or option is not available here."""
+
+
+class InsufficientMemoryError(LungTumorReconError):
+    """The run would need more memory than the machine has free; refused before computing."""

@@ -20,6 +20,7 @@ from .lung_correction import LungCorrection, apply_lung_correction, read_lung_co
 from .lungs_snake import SnakeLungParameters, segment_lungs_snake
 from .lungs_threshold import ThresholdLungParameters, segment_lungs_threshold
 from .measurements import TumorMeasurement, measure_tumor, split_tumors
+from .memory_budget import check_memory
 from .seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed, check_seeds_in_volume, read_seeds
 from .segmentation_io import read_segments
 from .tumor_clustering import TumorClusterParameters, lung_cavity, segment_tumor_at_seed, tumor_candidates
@@ -40,6 +41,7 @@ class PipelineOptions:
     lungs_from: Path | None = None  # start from this segmentation's lungs instead of computing them
     lung_correction: Path | None = None  # a corrected contour of one lung on one slice
     tumor_per_slice: bool = False  # cluster each axial slice on its own (the paper), not in 3D
+    memory_check: bool = True  # refuse a run whose estimated peak memory is above what is free
 
 
 @dataclass
@@ -171,6 +173,9 @@ def run_on_volume(
     progress = progress or (lambda message: None)
     timings = dict(timings or {})
     used: dict[str, dict] = {}
+    if options.memory_check:  # before any work: a clear error instead of the kernel's OOM killer
+        check_memory(ct.array.shape, "none" if lungs_from is not None else options.lungs, resolved_tumor(options),
+                     options.recon, seeded=any(s.label == TUMOR for s in seeds))
 
     t = time.perf_counter()
     tumor_from_segmentation = False

@@ -88,6 +88,7 @@ class Page:
         driver.get(url)
         self.wait_for(lambda: self.d.find_elements(By.ID, "ltr-run-all"), 60, "the panel")
         self.wait_for(lambda: self.state("ltr_axial_probe"), 30, "the axial view")
+        self.wait_for(self._view_images, 60, "the views' first images")  # slow under load: wait, don't guess
 
     def wait_for(self, condition, timeout: float, what: str):
         deadline = time.time() + timeout
@@ -116,10 +117,14 @@ class Page:
         SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(self.shots / f"{name}.png", SHOTS / f"{name}.png")
 
+    def _view_images(self) -> list:
+        return [im for im in self.d.find_elements(self.By.CSS_SELECTOR, "img.image-display-area")
+                if im.is_displayed() and im.size["width"] > 0]
+
     def axial_image(self):
         # "Axial Primary": the axial view is the first, largest view image
-        images = [im for im in self.d.find_elements(self.By.CSS_SELECTOR, "img.image-display-area") if im.is_displayed()]
-        return max(images, key=lambda im: im.size["width"] * im.size["height"])
+        return max(self.wait_for(self._view_images, 30, "the view images"),
+                   key=lambda im: im.size["width"] * im.size["height"])
 
     def axial_pixel(self, ras) -> tuple[float, float]:
         """Where a RAS point lies in the axial view's image (offset from its centre, CSS px)."""

@@ -57,6 +57,32 @@ def test_free_memory_is_read_from_the_machine():
     assert free is not None and 0 < free <= total
 
 
+def _cgroup_tree(root, relative: str, files: dict[str, str]):
+    folder = root / relative.lstrip("/")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text + "\n")
+
+
+def test_the_cgroup_limit_is_read_for_v1_and_v2(tmp_path):
+    gb = memory_budget.GB
+    proc = tmp_path / "cgroup"
+    # v2: one unified hierarchy, "0::/path"
+    proc.write_text("0::/job\n")
+    _cgroup_tree(tmp_path / "v2", "/job", {"memory.max": str(8 * gb), "memory.current": str(3 * gb)})
+    assert memory_budget._cgroup_free_bytes(proc, tmp_path / "v2") == 5 * gb
+    _cgroup_tree(tmp_path / "v2", "/job", {"memory.max": "max", "memory.current": str(3 * gb)})
+    assert memory_budget._cgroup_free_bytes(proc, tmp_path / "v2") is None
+    # v1: the memory controller's own hierarchy; in a container its folder is the mount's root
+    proc.write_text("9:pids:/\n4:memory:/process_api/abc\n0::/\n")
+    _cgroup_tree(tmp_path / "v1", "/memory", {"memory.limit_in_bytes": str(6 * gb), "memory.usage_in_bytes": str(gb)})
+    assert memory_budget._cgroup_free_bytes(proc, tmp_path / "v1") == 5 * gb
+    _cgroup_tree(tmp_path / "v1", "/memory", {"memory.limit_in_bytes": "9223372036854771712",
+                                              "memory.usage_in_bytes": str(gb)})
+    assert memory_budget._cgroup_free_bytes(proc, tmp_path / "v1") is None
+    assert memory_budget._cgroup_free_bytes(tmp_path / "missing", tmp_path / "v1") is None
+
+
 @pytest.fixture(scope="module")
 def big_case(tmp_path_factory, small_case):
     """The small case (cip_chest64 with a 24 mm tumour in the right lung) enlarged 4 x in-plane

@@ -24,6 +24,7 @@ from . import methods
 from .errors import InsufficientMemoryError
 
 GB = 1024**3
+_NO_LIMIT = 2.0**60  # cgroup v1 writes "no limit" as the largest page-aligned int64
 # The fixed cost of a run: the interpreter, its libraries (PyTorch, MONAI and torchvision when a
 # network runs), the models, and what every run holds whatever the volume. Bench fits: 0.59-0.65
 # GB without PyTorch, 1.26-1.35 GB with it.
@@ -68,8 +69,8 @@ def estimate_peak_bytes(voxels: int, lungs: str, tumor: str, recon: str, seeded:
 
 
 def available_bytes() -> float | None:
-    """What this process can still take: MemAvailable, capped by the cgroup's limit, plus what
-    this process already holds (the estimate is of its whole peak)."""
+    """What this process can still take: MemAvailable, capped by the cgroup's limit, plus the
+    anonymous memory this process already holds (the estimate is of its whole peak)."""
     found = []
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -86,18 +87,36 @@ def available_bytes() -> float | None:
     return min(found) + _current_rss_bytes()
 
 
-def _cgroup_free_bytes() -> float | None:
-    """memory.max − memory.current of this process's cgroup (v2), when a limit is set."""
+def _cgroup_free_bytes(cgroup_file: Path = Path("/proc/self/cgroup"),
+                       fs_root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The limit less the usage of this process's memory cgroup, when a limit is set: v2
+    (memory.max, memory.current) or v1 (memory.limit_in_bytes, memory.usage_in_bytes)."""
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-        relative = next(line.split("::", 1)[1] for line in lines if line.startswith("0::"))
-        folder = Path("/sys/fs/cgroup") / relative.lstrip("/")
-        limit = (folder / "memory.max").read_text().strip()
-        if limit == "max":
-            return None
-        return float(limit) - float((folder / "memory.current").read_text().strip())
-    except (OSError, StopIteration, ValueError):
+        lines = cgroup_file.read_text().splitlines()
+    except OSError:
         return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, relative = parts
+        if controllers == "":
+            root, limit_name, usage_name = fs_root, "memory.max", "memory.current"
+        elif "memory" in controllers.split(","):
+            root, limit_name, usage_name = fs_root / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes"
+        else:
+            continue
+        # inside a container the cgroup's own folder is often mounted as the root
+        for folder in (root / relative.lstrip("/"), root):
+            try:
+                limit = (folder / limit_name).read_text().strip()
+                usage = float((folder / usage_name).read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if limit == "max" or float(limit) >= _NO_LIMIT:
+                break
+            return float(limit) - usage
+    return None
 
 
 def peak_rss_bytes() -> float:
@@ -114,11 +133,16 @@ def peak_rss_bytes() -> float:
 
 
 def _current_rss_bytes() -> float:
+    """This process's anonymous resident memory (RssAnon). File-backed pages are left out:
+    MemAvailable already counts them as reclaimable, and adding them made the sum exceed
+    MemTotal."""
     try:
-        fields = Path("/proc/self/statm").read_text().split()
-        return float(fields[1]) * resource.getpagesize()
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return float(line.split()[1]) * 1024
     except (OSError, IndexError, ValueError):
-        return 0.0
+        pass
+    return 0.0
 
 
 def check_memory(shape: tuple[int, ...], lungs: str, tumor: str, recon: str, seeded: bool = True,

@@ -74,6 +74,29 @@ def test_overlapping_segments_are_stored_in_layers(tmp_path, geometry, content):
     assert np.array_equal(again["tumor"], smaller) and np.array_equal(again["right lung"], masks["right lung"])
 
 
+def test_a_replaced_segment_keeps_its_id_place_and_colour(geometry, content):
+    """Re-propagating one lung must not move it to the end of the list: the slice views draw
+    the segments in list order, so a moved lung would be drawn over the tumour."""
+    ct, masks = content
+    scene = Scene()
+    volume = scene.add_volume(ct, geometry)
+    seg = scene.set_segmentation(masks, geometry, reference_volume=volume)
+    segmentation = seg.GetSegmentation()
+    ids = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
+    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("right lung")).SetColor(0.1, 0.2, 0.3)
+    corrected = masks["right lung"].copy()
+    corrected[10] = False
+    for name, mask in (("right lung", corrected), ("tumor", masks["tumor"])):  # first and last
+        scene.set_segmentation({name: mask}, geometry, node=seg)
+        assert [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())] == ids
+    assert scene.segment_names(seg) == ["right lung", "left lung", "tumor"]
+    right_id = segmentation.GetSegmentIdBySegmentName("right lung")
+    assert segmentation.GetSegment(right_id).GetColor() == pytest.approx((0.1, 0.2, 0.3))
+    again = scene.segment_masks(seg, geometry)
+    assert np.array_equal(again["right lung"], corrected)
+    assert np.array_equal(again["left lung"], masks["left lung"]) and np.array_equal(again["tumor"], masks["tumor"])
+
+
 def test_closed_surfaces_export_to_models(geometry, content):
     ct, masks = content
     scene = Scene()

@@ -206,8 +206,9 @@ class Page:
         return rows
 
     def segment_names(self) -> list[str]:
-        """The segment editor's list (names sit in <input> values)."""
-        inputs = self.d.find_elements(self.By.CSS_SELECTOR, ".v-navigation-drawer:not(#ltr-panel) input")
+        """The segment editor's list, in its order (names sit in <input> values of the list items;
+        the effects' own fields, a brush size, are left out)."""
+        inputs = self.d.find_elements(self.By.CSS_SELECTOR, ".v-navigation-drawer:not(#ltr-panel) .v-list-item input")
         return [i.get_attribute("value") for i in inputs if i.get_attribute("value")]
 
 
@@ -304,6 +305,7 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     after = {r["segment"]: int(r["voxels"]) for r in page.table("ltr-volumes-table")}
     assert after["left lung"] == before["left lung"] and after["tumor"] == before["tumor"]
     assert after["right lung"] != before["right lung"]
+    assert page.segment_names() == names  # the re-propagated lung keeps its place in the list
     page.shot("5-repropagated")
 
     # 6. export the scene as .mrb and read it back headless: the segments are intact

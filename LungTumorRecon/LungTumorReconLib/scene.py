@@ -273,17 +273,25 @@ class Scene:
                 slicer.vtkSegmentationConverter.SerializeImageGeometry(self._oriented_image(None, geometry)),
             )
         for seg_name, mask in masks.items():
+            # A replaced segment keeps its ID and its place in the list: the editor's active
+            # segment stays valid, and the slice views keep drawing the segments in the same order.
+            segment_id, before_id = seg_name, ""
+            color = SEGMENT_COLORS.get(seg_name, (0.8, 0.8, 0.2))
             existing = segmentation.GetSegmentIdBySegmentName(seg_name)
             if existing:
+                segment_id, color = existing, segmentation.GetSegment(existing).GetColor()
+                index = segmentation.GetSegmentIndex(existing)
+                if index + 1 < segmentation.GetNumberOfSegments():
+                    before_id = segmentation.GetNthSegmentID(index + 1)
                 segmentation.RemoveSegment(existing)
             segment = slicer.vtkSegment()
             segment.SetName(seg_name)
-            segment.SetColor(*SEGMENT_COLORS.get(seg_name, (0.8, 0.8, 0.2)))
+            segment.SetColor(*color)
             segment.AddRepresentation(
                 slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName(),
                 self._oriented_image(mask, geometry),
             )
-            segmentation.AddSegment(segment, seg_name)
+            segmentation.AddSegment(segment, segment_id, before_id)
         segmentation.CollapseBinaryLabelmaps(False)
         return node
 

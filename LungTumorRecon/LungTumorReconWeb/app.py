@@ -140,11 +140,10 @@ class LungTumorReconWebApp(TrameApp):
             v3.VBtn("Segment lungs", size="small", classes="mt-1", id="ltr-run-lungs", disabled=(busy,),
                     click=(self.start_stage, "['lungs']"))
             html.Div("Correct one lung on the axial slice with the editor, then:", classes="text-caption mt-2")
-            with html.Div(classes="d-flex align-center ga-2"):
-                v3.VSelect(v_model=("ltr_correct_lung",), items=("ltr_lungs_names",), density="compact",
-                           hide_details=True, id="ltr-correct-lung")
-                v3.VBtn("Re-propagate from slice {{ ltr_axial_k + 1 }}", size="small", id="ltr-repropagate",
-                        disabled=(busy,), click=(self.start_stage, "['repropagate']"))
+            v3.VSelect(label="Lung to correct", v_model=("ltr_correct_lung",), items=("ltr_lungs_names",),
+                       density="compact", hide_details=True, id="ltr-correct-lung")
+            v3.VBtn("Re-propagate from slice {{ ltr_axial_k + 1 }}", size="small", classes="mt-1", id="ltr-repropagate",
+                    disabled=(busy,), click=(self.start_stage, "['repropagate']"))
 
             self._section("Tumour")
             with html.Div(classes="d-flex ga-2"):

@@ -270,9 +270,10 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     names = page.segment_names()
     assert {"right lung", "left lung", "tumor"} <= set(names), names
     assert page.text("ltr-model").startswith("3D model: tumor model (")
-    tumours = page.table("ltr-tumors-table")
-    assert len(tumours) == 1
-    volume = float(tumours[0]["volume (mL)"])
+    measures = {r["measurement"]: r for r in page.table("ltr-tumors-table")}  # a row per measurement
+    assert set(measures["volume (mL)"]) == {"measurement", "tumor 1"}  # one tumour: one column
+    assert {"axial diameter (mm)", "short axis (mm)", "3D diameter (mm)", "mean HU"} <= set(measures)
+    volume = float(measures["volume (mL)"]["tumor 1"])
     assert abs(volume - label_ml) <= 0.10 * label_ml, (volume, label_ml)
     before = {r["segment"]: int(r["voxels"]) for r in page.table("ltr-volumes-table")}
     assert set(before) == {"right lung", "left lung", "tumor"}

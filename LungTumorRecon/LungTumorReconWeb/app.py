@@ -42,9 +42,11 @@ TITLE = "LungTumorRecon"
 POLL_S = 0.25
 _STAGE_TITLES = {"all": "Run all", "lungs": "lungs", "tumor": "tumour", "recon": "3D model",
                  "repropagate": "re-propagation"}
-_TUMOR_COLUMNS = [("tumor", "tumour"), ("volume_ml", "volume (mL)"), ("longest_axial_diameter_mm", "axial diameter (mm)"),
-                  ("short_axis_mm", "short axis (mm)"), ("max_3d_diameter_mm", "3D diameter (mm)"),
-                  ("sphericity", "sphericity"), ("mean_hu", "mean HU")]
+# The tumour table has a row per measurement and a column per tumour: seven measurements side
+# by side did not fit the panel.
+_TUMOR_MEASURES = [("volume_ml", "volume (mL)"), ("longest_axial_diameter_mm", "axial diameter (mm)"),
+                   ("short_axis_mm", "short axis (mm)"), ("max_3d_diameter_mm", "3D diameter (mm)"),
+                   ("sphericity", "sphericity"), ("mean_hu", "mean HU"), ("std_hu", "SD HU")]
 
 
 def _number(value, digits: int = 2) -> str:
@@ -93,7 +95,7 @@ class LungTumorReconWebApp(TrameApp):
         s.ltr_volume_rows, s.ltr_tumor_rows, s.ltr_model, s.ltr_candidates = [], [], "", []
         s.ltr_volume_headers = [{"title": "segment", "key": "segment"}, {"title": "volume (mL)", "key": "volume_ml"},
                                 {"title": "voxels", "key": "voxels"}]
-        s.ltr_tumor_headers = [{"title": title, "key": key} for key, title in _TUMOR_COLUMNS]
+        s.ltr_tumor_headers = []
         s.ltr_correct_lung, s.ltr_lungs_names = RIGHT_LUNG, [RIGHT_LUNG, LEFT_LUNG]
         s.ltr_axial_k, s.ltr_axial_probe = 0, {}
         s.ltr_mrb_name, s.ltr_saved = "lungtumorrecon.mrb", ""
@@ -382,8 +384,11 @@ class LungTumorReconWebApp(TrameApp):
         tumors = self.scene.node_by_name("Tumor measurements", "vtkMRMLTableNode")
         model = self.scene.node_by_name("tumor model", "vtkMRMLModelNode")
         vol_rows = self._volume_rows()
-        tumor_rows = [{key: (_number(r.get(key, "")) if key != "tumor" else r.get(key, "")) for key, _ in _TUMOR_COLUMNS}
-                      for r in (Scene.table_rows(tumors) if tumors else [])]
+        per_tumor = Scene.table_rows(tumors) if tumors else []
+        tumor_headers = [{"title": "measurement", "key": "measure"}] + [
+            {"title": str(r.get("tumor", i)), "key": f"t{i}"} for i, r in enumerate(per_tumor)]
+        tumor_rows = [{"measure": title, **{f"t{i}": _number(r.get(key, "")) for i, r in enumerate(per_tumor)}}
+                      for key, title in _TUMOR_MEASURES] if per_tumor else []
         candidates = []
         for rank, c in enumerate(result.candidates[:5], start=1):
             ras = (-c["centroid_lps"][0], -c["centroid_lps"][1], c["centroid_lps"][2])
@@ -391,6 +396,7 @@ class LungTumorReconWebApp(TrameApp):
                                "ras": ", ".join(f"{v:.1f}" for v in ras)})
         with self.state:
             self.state.ltr_volume_rows, self.state.ltr_tumor_rows = vol_rows, tumor_rows
+            self.state.ltr_tumor_headers = tumor_headers
             self.state.ltr_model = (f"{model.GetName()} ({model.GetPolyData().GetNumberOfPoints()} points)"
                                     if model is not None and model.GetPolyData() is not None else "")
             self.state.ltr_candidates = candidates

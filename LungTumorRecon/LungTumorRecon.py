@@ -637,12 +637,9 @@ class LungTumorReconLogic(ScriptedLoadableModuleLogic):
     def addSeed(seedsNode, lps, label: str) -> tuple[float, float, float]:
         """Add a labelled seed at an LPS point (the library's coordinates) to a markups node;
         returns its RAS position (the scene's)."""
-        from LungTumorReconLib.coordinates import lps_to_ras
+        from LungTumorReconLib.seeds_io import Seed
 
-        ras = tuple(float(v) for v in lps_to_ras(np.asarray(lps, dtype=float)))
-        index = seedsNode.AddControlPoint(*ras)
-        seedsNode.SetNthControlPointLabel(index, label)
-        return ras
+        return Scene.add_seed(seedsNode, Seed(label=label, lps=tuple(float(v) for v in lps)))
 
 
 #

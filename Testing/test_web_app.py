@@ -328,6 +328,78 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     page.shot("6-exported")
 
 
+def _axial_pixels(page, timeout: float = 20.0) -> np.ndarray:
+    """The axial view's image as the browser shows it, as an RGB array, once it has settled: the
+    view streams a quick, coarser image first and the full one after it."""
+    import io
+
+    from PIL import Image
+
+    def grab():
+        return np.asarray(Image.open(io.BytesIO(page.axial_image().screenshot_as_png)).convert("RGB")).astype(int)
+
+    last, deadline = grab(), time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        now = grab()
+        if np.array_equal(now, last):
+            return now
+        last = now
+    raise AssertionError(f"the axial view kept changing for {timeout} s")
+
+
+def test_web_app_candidates_seed_and_heterogeneity_map(server, browser, tmp_path):
+    """Without a seed: the automatic candidates are listed, one is seeded with a click (the views
+    move to it), the tumour is segmented from that seed, and LNHG's heterogeneity map is laid over
+    the slices, colouring the tumour and nothing around it."""
+    url, _ = server
+    page = Page(browser, url, tmp_path / "shots")
+    page.click("ltr-run-all")
+    page.wait_for(lambda: page.state("ltr_busy"), 10, "the run to start")
+    page.wait_for(lambda: page.state("ltr_busy") is False, 240, "Run all")
+    assert page.state("ltr_error") == "", page.state("ltr_error")
+    candidates = page.wait_for(lambda: page.state("ltr_candidates"), 10, "the candidates")
+    rows = page.wait_for(lambda: page.d.find_elements(page.By.CSS_SELECTOR, "#ltr-candidates .ltr-candidate"), 10,
+                         "the candidate rows")
+    assert len(rows) == len(candidates)
+    label_ml, centre_ras, g = _sample_tumour()
+    best = np.array([float(v) for v in candidates[0]["ras"].split(",")])
+    assert np.linalg.norm(best - centre_ras) < 10.0, (best, centre_ras)  # the best candidate is the tumour
+    page.go_to_axial_z(best[2] + 4 * g.spacing[2], g.spacing[2])  # away from it, to see the view move
+    page.shot("candidates")
+
+    rows[0].find_element(page.By.CSS_SELECTOR, ".ltr-candidate-seed").click()
+    seeds = page.wait_for(lambda: page.state("ltr_seeds"), 10, "the seed")
+    assert [s["label"] for s in seeds] == ["tumor"]
+    assert np.allclose([float(v) for v in seeds[0]["ras"].split(",")], best, atol=0.11)
+    page.wait_for(lambda: abs(page.state("ltr_axial_probe")["xy_to_ras"][11] - best[2]) < g.spacing[2] / 2, 10,
+                  "the axial view at the candidate")
+
+    page.choose("ltr-tumor-method", "lnhg")
+    page.wait_for(lambda: page.state("ltr_tumor") == "lnhg", 5, "the method")
+    page.click("ltr-run-tumor")
+    page.wait_for(lambda: page.state("ltr_busy"), 10, "the tumour stage to start")
+    page.wait_for(lambda: page.state("ltr_busy") is False, 180, "the tumour stage")
+    assert page.state("ltr_error") == "", page.state("ltr_error")
+    assert page.state("ltr_candidates") == []  # seeded now: no candidates
+    volume = float({r["measurement"]: r for r in page.table("ltr-tumors-table")}["volume (mL)"]["tumor 1"])
+    assert abs(volume - label_ml) <= 0.10 * label_ml, (volume, label_ml)
+
+    before = _axial_pixels(page)
+    box = page.wait_for(lambda: page.d.find_elements(page.By.CSS_SELECTOR, "label[for=ltr-show-heterogeneity]"), 10,
+                        "the heterogeneity switch")  # the check box's label, as a user clicks it
+    box[0].click()
+    page.wait_for(lambda: page.state("ltr_show_heterogeneity") is True, 5, "the switch")
+    changed = page.wait_for(lambda: np.argwhere(np.abs(_axial_pixels(page) - before).sum(axis=2) > 30).tolist(), 20,
+                            "the map in the axial view")
+    changed = np.array(changed)
+    page.shot("heterogeneity")
+    extent = changed.max(axis=0) - changed.min(axis=0)
+    assert extent[0] < 0.25 * before.shape[0] and extent[1] < 0.25 * before.shape[1], (extent, before.shape)
+    box[0].click()  # off again: the view as it was
+    page.wait_for(lambda: np.abs(_axial_pixels(page) - before).sum(axis=2).max() <= 30, 20, "the map hidden")
+
+
 def test_web_app_cancel_keeps_the_ui_responsive_and_the_scene_unchanged(server, browser, tmp_path):
     url, _ = server
     page = Page(browser, url, tmp_path / "shots")

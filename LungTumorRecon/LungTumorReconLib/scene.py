@@ -407,9 +407,17 @@ class Scene:
         self._add(node)
         node.CreateDefaultDisplayNodes()
         for seed in seeds:
-            index = node.AddControlPoint(*lps_to_ras(np.asarray(seed.lps)).tolist())
-            node.SetNthControlPointLabel(index, seed.label)
+            self.add_seed(node, seed)
         return node
+
+    @staticmethod
+    def add_seed(node, seed: Seed) -> tuple[float, float, float]:
+        """Add one labelled seed (LPS, the library's coordinates) to a markups node; returns
+        its RAS position (the scene's)."""
+        ras = tuple(float(v) for v in lps_to_ras(np.asarray(seed.lps, dtype=float)))
+        index = node.AddControlPoint(*ras)
+        node.SetNthControlPointLabel(index, seed.label)
+        return ras
 
     @staticmethod
     def seeds_from_node(node) -> list[Seed]:
@@ -507,6 +515,10 @@ class Scene:
             if display is not None:
                 display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeRainbow")
                 display.SetWindowLevel(1.0, 0.5)
+                # outside the tumour the map is 0: transparent, so that as a foreground layer it
+                # colours the tumour only and leaves the CT around it as it is
+                display.SetApplyThreshold(True)
+                display.SetThreshold(1e-6, float(heterogeneity.max()))
             nodes["heterogeneity"] = node
         nodes["volumes_table"] = self.add_table(
             [

@@ -8,12 +8,13 @@ child process (progress, Cancel, a responsive UI), and every scene change goes t
 
 from __future__ import annotations
 
-import os
 import asyncio
+import os
 import tempfile
 import traceback
 from pathlib import Path
 
+import numpy as np
 from trame.app import TrameApp
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
@@ -30,6 +31,7 @@ from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 
 from LungTumorReconLib import methods
+from LungTumorReconLib.coordinates import lps_to_ras
 from LungTumorReconLib.ct_io import CTVolume
 from LungTumorReconLib.errors import InputError, LungTumorReconError
 from LungTumorReconLib.lung_correction import LungCorrection
@@ -39,6 +41,7 @@ from LungTumorReconLib.scene import Scene
 from LungTumorReconLib.seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed
 
 TITLE = "LungTumorRecon"
+_HETEROGENEITY = "tumor heterogeneity"  # the volume Scene puts the LNHG map in
 POLL_S = 0.25
 _STAGE_TITLES = {"all": "Run all", "lungs": "lungs", "tumor": "tumour", "recon": "3D model",
                  "repropagate": "re-propagation"}
@@ -76,6 +79,8 @@ class LungTumorReconWebApp(TrameApp):
         self._placing_label: str | None = None
         self._init_state()
         self.state.change("ltr_correct_lung")(self._on_correct_lung_changed)
+        self.state.change("ltr_show_heterogeneity")(self._on_show_heterogeneity)
+        self._candidates: list[dict] = []
         self._build_ui()
         self.seg_logic.set_ui(self.seg_ui)
         self._table_update: asyncio.Task | None = None
@@ -100,6 +105,7 @@ class LungTumorReconWebApp(TrameApp):
         s.ltr_axial_k, s.ltr_axial_probe = 0, {}
         s.ltr_mrb_name, s.ltr_saved = "lungtumorrecon.mrb", ""
         s.ltr_warnings = []
+        s.ltr_has_heterogeneity, s.ltr_show_heterogeneity = False, False
 
     def _build_ui(self) -> None:
         with ViewerLayout(self.server, title=TITLE, is_drawer_visible=True) as self.layout:
@@ -156,8 +162,14 @@ class LungTumorReconWebApp(TrameApp):
             v3.VBtn("Segment tumour", size="small", classes="mt-1", id="ltr-run-tumor", disabled=(busy,),
                     click=(self.start_stage, "['tumor']"))
             with html.Div(v_if="ltr_candidates.length", classes="text-caption mt-1", id="ltr-candidates"):
-                html.Div("Candidates found without a tumour seed (best first):")
-                html.Div("{{ c.rank }}. {{ c.volume_ml }} mL at RAS {{ c.ras }}", v_for="c in ltr_candidates")
+                html.Div("Candidates found without a tumour seed (best first): check one in the views, "
+                         "seed it, and segment the tumour again.")
+                with html.Div(v_for="c in ltr_candidates", key="c.rank", classes="d-flex align-center ga-1 ltr-candidate"):
+                    html.Span("{{ c.rank }}. {{ c.volume_ml }} mL at RAS {{ c.ras }}")
+                    v3.VBtn("Show", size="x-small", variant="text", classes="ltr-candidate-show",
+                            click=(self.show_candidate, "[c.rank - 1]"))
+                    v3.VBtn("Seed here", size="x-small", variant="tonal", classes="ltr-candidate-seed", disabled=(busy,),
+                            click=(self.seed_candidate, "[c.rank - 1]"))
 
             self._section("3D reconstruction")
             v3.VSelect(label="Surface method", v_model=("ltr_recon",), items=("ltr_recon_methods",),
@@ -183,6 +195,9 @@ class LungTumorReconWebApp(TrameApp):
             v3.VDataTable(v_if="ltr_tumor_rows.length", items=("ltr_tumor_rows",), headers=("ltr_tumor_headers",),
                           density="compact", hide_default_footer=True, id="ltr-tumors-table", items_per_page=-1)
             html.Div("3D model: {{ ltr_model }}", v_if="ltr_model", classes="text-caption", id="ltr-model")
+            v3.VCheckbox(v_if="ltr_has_heterogeneity", v_model=("ltr_show_heterogeneity",), density="compact",
+                         hide_details=True, id="ltr-show-heterogeneity",
+                         label="Show the tumour heterogeneity map over the slices")
 
             self._section("Export")
             with html.Div(classes="d-flex align-center ga-2"):
@@ -389,11 +404,11 @@ class LungTumorReconWebApp(TrameApp):
             {"title": str(r.get("tumor", i)), "key": f"t{i}"} for i, r in enumerate(per_tumor)]
         tumor_rows = [{"measure": title, **{f"t{i}": _number(r.get(key, "")) for i, r in enumerate(per_tumor)}}
                       for key, title in _TUMOR_MEASURES] if per_tumor else []
-        candidates = []
-        for rank, c in enumerate(result.candidates[:5], start=1):
-            ras = (-c["centroid_lps"][0], -c["centroid_lps"][1], c["centroid_lps"][2])
-            candidates.append({"rank": rank, "volume_ml": f"{c['volume_ml']:.2f}",
-                               "ras": ", ".join(f"{v:.1f}" for v in ras)})
+        self._candidates = list(result.candidates[:5])
+        candidates = [{"rank": rank, "volume_ml": f"{c['volume_ml']:.2f}",
+                       "ras": ", ".join(f"{v:.1f}" for v in lps_to_ras(np.asarray(c["centroid_lps"])))}
+                      for rank, c in enumerate(self._candidates, start=1)]
+        heterogeneity = self.scene.node_by_name(_HETEROGENEITY, "vtkMRMLScalarVolumeNode")
         with self.state:
             self.state.ltr_volume_rows, self.state.ltr_tumor_rows = vol_rows, tumor_rows
             self.state.ltr_tumor_headers = tumor_headers
@@ -401,6 +416,33 @@ class LungTumorReconWebApp(TrameApp):
                                     if model is not None and model.GetPolyData() is not None else "")
             self.state.ltr_candidates = candidates
             self.state.ltr_warnings = list(result.warnings)
+            self.state.ltr_has_heterogeneity = heterogeneity is not None
+        self._on_show_heterogeneity(self.state.ltr_show_heterogeneity)  # a new map, or none, replaced the old
+
+    # -- candidates and the heterogeneity map ---------------------------------------------------
+    def _jump_to(self, ras) -> None:
+        """Move every slice view through a point, as Slicer's markups do on a click in a list."""
+        for view in self.slicer.view_manager.get_slice_views():
+            view.get_view_node().JumpSliceByOffsetting(*ras)
+
+    def show_candidate(self, index: int) -> None:
+        if 0 <= index < len(self._candidates):
+            self._jump_to(lps_to_ras(np.asarray(self._candidates[index]["centroid_lps"])))
+
+    def seed_candidate(self, index: int) -> None:
+        """A tumour seed at the candidate's centre: the next tumour stage segments it."""
+        if self.job is not None or not 0 <= index < len(self._candidates):
+            return
+        seed = Seed(label=TUMOR, lps=tuple(float(v) for v in self._candidates[index]["centroid_lps"]))
+        self._jump_to(Scene.add_seed(self.seeds_node, seed))
+        self._update_seeds()
+
+    def _on_show_heterogeneity(self, ltr_show_heterogeneity, **_) -> None:
+        node = self.scene.node_by_name(_HETEROGENEITY, "vtkMRMLScalarVolumeNode")
+        shown = node if ltr_show_heterogeneity else None
+        self.slicer.display_manager.show_volume_in_slice_foreground(shown)
+        for view in self.slicer.view_manager.get_slice_views():
+            view.set_foreground_opacity(0.6 if shown is not None else 0.0)
 
     # -- export ---------------------------------------------------------------------------------
     def save_mrb(self) -> None:

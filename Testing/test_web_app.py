@@ -166,11 +166,14 @@ class Page:
         from selenium.webdriver.common.action_chains import ActionChains
 
         a, b = np.array(self.axial_pixel(ras_from)), np.array(self.axial_pixel(ras_to))
+        half = np.array([self.axial_image().size["width"], self.axial_image().size["height"]]) / 2
+        assert np.all(np.abs(a) < half) and np.all(np.abs(b) < half), ("a drag outside the axial view", a, b, half)
         chain = ActionChains(self.d).move_to_element_with_offset(self.axial_image(), int(a[0]), int(a[1]))
         chain.click_and_hold()
         for t in np.linspace(0, 1, steps + 1)[1:]:
             p = a + t * (b - a)
             chain.move_to_element_with_offset(self.axial_image(), int(p[0]), int(p[1]))
+            chain.pause(0.05)  # a hand's pace: the view forwards each move to the server
         chain.release().perform()
 
     def wait_idle(self, timeout: float) -> None:
@@ -295,9 +298,20 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     row = ii[jj == j_mid]
     page.el("ltr-correct-lung")  # the right lung is the default choice, and the editor's active segment
     page.d.find_element(page.By.CSS_SELECTOR, ".mdi-eraser").click()
+    page.wait_for(lambda: str(page.state("SegmentEditorState__active_effect_name")).endswith("Erase"), 10,
+                  "the eraser to be the active effect")  # as the user waits for the tool to light up
     for dj in (-6, -3, 0, 3, 6):  # a band across the lung, several brush widths high
         page.drag_axial(ras_of(j_mid + dj, row.min() + 2), ras_of(j_mid + dj, row.max() - 2))
     page.wait_for(lambda: page.state("ltr_busy") is False, 5, "idle")
+    def right_lung_voxels():
+        return {r["segment"]: int(r["voxels"]) for r in page.table("ltr-volumes-table")}["right lung"]
+
+    def settled_right_lung():  # the table follows the edits; the last strokes may still be arriving
+        first = right_lung_voxels()
+        time.sleep(1.5)
+        return first if first == right_lung_voxels() and first < before["right lung"] else None
+
+    corrected = page.wait_for(settled_right_lung, 20, "the volumes table to show the erased band")
     page.shot("5-corrected")
     page.click("ltr-repropagate")
     page.wait_for(lambda: page.state("ltr_busy"), 10, "the re-propagation to start")
@@ -307,6 +321,15 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     assert after["left lung"] == before["left lung"] and after["tumor"] == before["tumor"]
     assert after["right lung"] != before["right lung"]
     assert page.segment_names() == names  # the re-propagated lung keeps its place in the list
+    assert after["right lung"] > corrected  # the erased band is filled again from the corrected slice
+
+    # the re-propagation is one step of the editor's undo stack: Undo, then Redo
+    undo, redo = (page.d.find_element(page.By.CSS_SELECTOR, f".mdi-{icon}").find_element(page.By.XPATH, "./ancestor::button")
+                  for icon in ("undo", "redo"))
+    undo.click()
+    page.wait_for(lambda: right_lung_voxels() == corrected, 10, "Undo to restore the corrected lung")
+    redo.click()
+    page.wait_for(lambda: right_lung_voxels() == after["right lung"], 10, "Redo to restore the re-propagated lung")
     page.shot("5-repropagated")
 
     # 6. export the scene as .mrb and read it back headless: the segments are intact

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from trame.app import TrameApp
+from vtkmodules.vtkCommonCore import vtkCommand
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 from trame_server.utils.asynchronous import create_task
@@ -29,6 +30,9 @@ from trame_slicer.app.ui import (
 )
 from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
+from trame_slicer import segmentation as trame_slicer_segmentation
+from trame_slicer.segmentation import SegmentationEffect
+from trame_slicer.segmentation.segmentation_undo_command import SegmentationLabelMapUndoCommand
 
 from LungTumorReconLib import methods
 from LungTumorReconLib.coordinates import lps_to_ras
@@ -217,12 +221,34 @@ class LungTumorReconWebApp(TrameApp):
         self.slicer.display_manager.show_volume_in_slice_background(self.volume_node)
         self.slicer.display_manager.reset_views()
         self.seg_logic.on_volume_changed(self.volume_node)
+        self._give_effect_pipelines_their_views()
         for view in self.slicer.view_manager.get_slice_views():
+            # The browser sizes each view after the page opens (the tall, narrow axial view of this
+            # layout cut the lungs off at both sides when fitted at the start size): fit the slice
+            # to the view at each new size, as the whole CT slice should stay in view.
+            view.interactor().AddObserver(vtkCommand.WindowResizeEvent, lambda *_, v=view: v.fit_view_to_content())
             if view.get_orientation() == "Axial":
                 self._axial_view = view
                 view.modified.connect(self._on_axial_modified)
                 self._on_axial_modified(view)
         self._update_seeds()
+
+    def _give_effect_pipelines_their_views(self) -> None:
+        """Work around trame-slicer 2.0: the editor builds each effect's per-view pipelines (paint,
+        erase, smoothing, ...) when it starts, before the views are registered, so they have no
+        view: the eraser then failed to activate, or erased nothing. Give each the view of its
+        view node."""
+        editor, views = self.slicer.segmentation_editor, self.slicer.view_manager
+        for effect_type in vars(trame_slicer_segmentation).values():
+            if not (isinstance(effect_type, type) and issubclass(effect_type, SegmentationEffect)
+                    and editor.is_effect_type_registered(effect_type)):
+                continue
+            for pipeline_ref in editor.get_effect(effect_type).pipelines:
+                pipeline = pipeline_ref()
+                if pipeline is not None and getattr(pipeline, "_view", None) is None:
+                    view = views.get_view(pipeline.GetViewNode())
+                    if view is not None:
+                        pipeline.SetView(view)
 
     def _on_correct_lung_changed(self, ltr_correct_lung, **_) -> None:
         """Choosing the lung to correct makes it the editor's active segment."""
@@ -334,8 +360,12 @@ class LungTumorReconWebApp(TrameApp):
                 message, error = f"{_STAGE_TITLES[stage]}: failed", job.error
             else:
                 result = job.result()
-                self.scene.replace_result(result, self.volume_node, self.segmentation_node,
-                                          segments=replaced or [])
+                # one step on the editor's undo stack: Undo brings back the segments as they were
+                # before the stage, as it does after a brush stroke (and a stroke made before the
+                # stage can no longer undo the stage's result with it)
+                with SegmentationLabelMapUndoCommand.push_state_change(self.slicer.segmentation_editor.active_segmentation):
+                    self.scene.replace_result(result, self.volume_node, self.segmentation_node,
+                                              segments=replaced or [])
                 self._refresh_editor()
                 if result.surface_lps is not None:
                     for view in self.slicer.view_manager.get_threed_views():

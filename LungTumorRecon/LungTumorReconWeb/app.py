@@ -166,8 +166,9 @@ class LungTumorReconWebApp(TrameApp):
             v3.VBtn("Segment tumour", size="small", classes="mt-1", id="ltr-run-tumor", disabled=(busy,),
                     click=(self.start_stage, "['tumor']"))
             with html.Div(v_if="ltr_candidates.length", classes="text-caption mt-1", id="ltr-candidates"):
-                html.Div("Candidates found without a tumour seed (best first): check one in the views, "
-                         "seed it, and segment the tumour again.")
+                html.Div("Candidates found without a tumour seed (best first; the volume is the candidate's, "
+                         "not the segment's). The tumour segment was grown from candidate 1: check it in the "
+                         "views, or seed another and segment the tumour again.")
                 with html.Div(v_for="c in ltr_candidates", key="c.rank", classes="d-flex align-center ga-1 ltr-candidate"):
                     html.Span("{{ c.rank }}. {{ c.volume_ml }} mL at RAS {{ c.ras }}")
                     v3.VBtn("Show", size="x-small", variant="text", classes="ltr-candidate-show",

@@ -34,7 +34,7 @@ from slicer.util import VTKObservationMixin
 # (scikit-image, scikit-fuzzy, ...) is imported once ensurePythonDependencies() has run.
 from LungTumorReconLib import methods
 from LungTumorReconLib.errors import InputError, LungTumorReconError, UnavailableError
-from LungTumorReconLib.scene import Scene
+from LungTumorReconLib.scene import HETEROGENEITY_VOLUME, Scene
 from LungTumorReconLib.seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR
 
 if TYPE_CHECKING:  # the job module imports the pipeline, which needs the packages installed on first use
@@ -47,7 +47,6 @@ _DEEP_REQUIREMENTS = ["monai>=1.4", "safetensors>=0.4"]
 _POLL_MS = 250  # how often the panel polls a running job (the MONAIAuto3DSeg pattern)
 _STAGES = ("all", "lungs", "tumor", "recon", "repropagate")
 _TUMOR_TABLE = "Tumor measurements"  # node names Scene.add_result / replace_result give
-_HETEROGENEITY_VOLUME = "tumor heterogeneity"
 
 #
 # LungTumorRecon
@@ -451,14 +450,14 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.onShowHeterogeneity(True)  # the new run's map replaced the old one
 
     def onShowHeterogeneity(self, checked: bool) -> None:
-        node = slicer.mrmlScene.GetFirstNodeByName(_HETEROGENEITY_VOLUME)
+        node = slicer.mrmlScene.GetFirstNodeByName(HETEROGENEITY_VOLUME)
         for composite in slicer.util.getNodesByClass("vtkMRMLSliceCompositeNode"):
             if checked and node is not None:
                 composite.SetForegroundVolumeID(node.GetID())
                 composite.SetForegroundOpacity(0.5)
             elif not checked:
                 shown = slicer.mrmlScene.GetNodeByID(composite.GetForegroundVolumeID() or "")
-                if shown is not None and shown.GetName() == _HETEROGENEITY_VOLUME:
+                if shown is not None and shown.GetName() == HETEROGENEITY_VOLUME:
                     composite.SetForegroundVolumeID(None)
         if checked and node is None:
             self.ui.statusLabel.text = _("No tumour heterogeneity map yet: run the tumour stage")

@@ -303,6 +303,7 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     for dj in (-6, -3, 0, 3, 6):  # a band across the lung, several brush widths high
         page.drag_axial(ras_of(j_mid + dj, row.min() + 2), ras_of(j_mid + dj, row.max() - 2))
     page.wait_for(lambda: page.state("ltr_busy") is False, 5, "idle")
+
     def right_lung_voxels():
         return {r["segment"]: int(r["voxels"]) for r in page.table("ltr-volumes-table")}["right lung"]
 

@@ -119,30 +119,31 @@ def _cgroup_free_bytes(cgroup_file: Path = Path("/proc/self/cgroup"),
     return None
 
 
+def _status_bytes(field: str) -> float | None:
+    """A memory field of /proc/self/status (given there in kB), in bytes; None where unknown."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return float(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
 def peak_rss_bytes() -> float:
     """This process's peak resident memory since it started its program: VmHWM. (ru_maxrss is
     not used: after a vfork + exec it keeps the parent's peak, so a child of a big process
     would report the parent's size.)"""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    peak = _status_bytes("VmHWM")
+    return peak if peak is not None else float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def _current_rss_bytes() -> float:
     """This process's anonymous resident memory (RssAnon). File-backed pages are left out:
     MemAvailable already counts them as reclaimable, and adding them made the sum exceed
     MemTotal."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return float(line.split()[1]) * 1024
-    except (OSError, IndexError, ValueError):
-        pass
-    return 0.0
+    anonymous = _status_bytes("RssAnon")
+    return anonymous if anonymous is not None else 0.0
 
 
 def check_memory(shape: tuple[int, ...], lungs: str, tumor: str, recon: str, seeded: bool = True,

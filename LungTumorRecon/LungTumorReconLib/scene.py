@@ -31,6 +31,7 @@ SEGMENT_COLORS = {
     TUMOR: (0.90, 0.30, 0.25),
 }
 MODEL_COLOR = (0.95, 0.75, 0.20)
+HETEROGENEITY_VOLUME = "tumor heterogeneity"  # the tumour stage's map (clustering membership, LNHG's image)
 _FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # LPS <-> RAS as a 4×4 matrix
 
 
@@ -510,7 +511,7 @@ class Scene:
         nodes["heterogeneity"] = None
         if heterogeneity is not None and heterogeneity.any():
             # the tumour-like membership as a colour-mapped float volume (intra-tumour heterogeneity)
-            node = self.add_volume(heterogeneity.astype(np.float32), g, name="tumor heterogeneity")
+            node = self.add_volume(heterogeneity.astype(np.float32), g, name=HETEROGENEITY_VOLUME)
             display = node.GetDisplayNode()
             if display is not None:
                 display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeRainbow")
@@ -557,7 +558,7 @@ class Scene:
         if result.surface_lps is not None or TUMOR in names:
             self.remove_nodes_named("tumor model")
         if result.heterogeneity is not None or TUMOR in names:
-            self.remove_nodes_named("tumor heterogeneity")
+            self.remove_nodes_named(HETEROGENEITY_VOLUME)
         self.remove_nodes_named("Segment volumes")
         tumors = result.tumors
         if TUMOR in names or result.tumors:

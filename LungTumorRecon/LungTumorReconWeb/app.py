@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 from trame.app import TrameApp
-from vtkmodules.vtkCommonCore import vtkCommand
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 from trame_server.utils.asynchronous import create_task
@@ -33,6 +32,7 @@ from trame_slicer.rca_view import register_rca_factories
 from trame_slicer import segmentation as trame_slicer_segmentation
 from trame_slicer.segmentation import SegmentationEffect
 from trame_slicer.segmentation.segmentation_undo_command import SegmentationLabelMapUndoCommand
+from vtkmodules.vtkCommonCore import vtkCommand
 
 from LungTumorReconLib import methods
 from LungTumorReconLib.coordinates import lps_to_ras
@@ -41,11 +41,10 @@ from LungTumorReconLib.errors import InputError, LungTumorReconError
 from LungTumorReconLib.lung_correction import LungCorrection
 from LungTumorReconLib.pipeline import PipelineOptions
 from LungTumorReconLib.pipeline_job import PipelineJob, plan_stage
-from LungTumorReconLib.scene import Scene
+from LungTumorReconLib.scene import HETEROGENEITY_VOLUME, Scene
 from LungTumorReconLib.seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed
 
 TITLE = "LungTumorRecon"
-_HETEROGENEITY = "tumor heterogeneity"  # the volume Scene puts the LNHG map in
 POLL_S = 0.25
 _STAGE_TITLES = {"all": "Run all", "lungs": "lungs", "tumor": "tumour", "recon": "3D model",
                  "repropagate": "re-propagation"}
@@ -439,7 +438,7 @@ class LungTumorReconWebApp(TrameApp):
         candidates = [{"rank": rank, "volume_ml": f"{c['volume_ml']:.2f}",
                        "ras": ", ".join(f"{v:.1f}" for v in lps_to_ras(np.asarray(c["centroid_lps"])))}
                       for rank, c in enumerate(self._candidates, start=1)]
-        heterogeneity = self.scene.node_by_name(_HETEROGENEITY, "vtkMRMLScalarVolumeNode")
+        heterogeneity = self.scene.node_by_name(HETEROGENEITY_VOLUME, "vtkMRMLScalarVolumeNode")
         with self.state:
             self.state.ltr_volume_rows, self.state.ltr_tumor_rows = vol_rows, tumor_rows
             self.state.ltr_tumor_headers = tumor_headers
@@ -469,7 +468,7 @@ class LungTumorReconWebApp(TrameApp):
         self._update_seeds()
 
     def _on_show_heterogeneity(self, ltr_show_heterogeneity, **_) -> None:
-        node = self.scene.node_by_name(_HETEROGENEITY, "vtkMRMLScalarVolumeNode")
+        node = self.scene.node_by_name(HETEROGENEITY_VOLUME, "vtkMRMLScalarVolumeNode")
         shown = node if ltr_show_heterogeneity else None
         self.slicer.display_manager.show_volume_in_slice_foreground(shown)
         for view in self.slicer.view_manager.get_slice_views():

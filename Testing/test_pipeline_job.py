@@ -3,6 +3,9 @@ process, progress, Cancel, one-line errors, and what each panel button runs."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -69,6 +72,99 @@ def test_cancel_stops_the_child_at_once_and_gives_no_result(case):
             job.result()
     finally:
         job.cleanup()
+
+
+def _job_processes(folder: Path) -> list[int]:
+    """The live processes whose command line names the job folder (a zombie's is empty)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if str(folder).encode() in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile
+    return pids
+
+
+def _until(condition, timeout: float) -> bool:
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+posix_proc = pytest.mark.skipif(os.name != "posix" or not Path("/proc/self/cmdline").exists(),
+                                reason="reads the process table from /proc")
+LONG_JOB_OPTIONS = PipelineOptions(lungs="snake", tumor="none", recon="none")
+
+
+@pytest.fixture(scope="module")
+def long_ct_path(tmp_path_factory) -> Path:
+    """The bundled sample three times over along z: its snake lungs take half a minute here, so
+    a process still at work seconds after Cancel is seen, not finished by chance."""
+    from LungTumorReconLib.coordinates import VolumeGeometry
+    from LungTumorReconLib.ct_io import write_image
+    from LungTumorReconLib.resources import resource_path
+
+    sample = read_ct(resource_path("SampleData", "lung1_image.nrrd"))
+    g = sample.geometry
+    geometry = VolumeGeometry((g.size[0], g.size[1], 3 * g.size[2]), g.spacing, g.origin, g.direction)
+    path = tmp_path_factory.mktemp("long") / "long.nrrd"
+    write_image(np.concatenate([sample.array] * 3), geometry, path)
+    return path
+
+
+@posix_proc
+def test_cancel_ends_the_python_a_launcher_started(long_ct_path, tmp_path):
+    """Desktop Slicer's PythonSlicer is the CTK app launcher: it runs the real Python as its
+    child and waits for it. This stand-in does the same; after Cancel neither may remain."""
+    launcher = tmp_path / "PythonSlicer"
+    launcher.write_text(f"#!{sys.executable}\nimport subprocess, sys\n"
+                        f"sys.exit(subprocess.call([{sys.executable!r}, *sys.argv[1:]]))\n")
+    launcher.chmod(0o755)
+    inputs = plan_stage("all", read_ct(long_ct_path), [], LONG_JOB_OPTIONS)[0]
+    job = PipelineJob(inputs, python=str(launcher)).start()
+    try:
+        assert _until(lambda: len(_job_processes(job.folder)) == 2, 30), "the launcher and its Python"
+        assert _until(lambda: job.poll().log, 60)  # the real Python is at work
+        assert job.running
+        job.cancel()
+        assert _until(lambda: not _job_processes(job.folder), 2), _job_processes(job.folder)
+        assert job.cancelled and job.error is None
+    finally:
+        job.cleanup()
+
+
+@posix_proc
+def test_the_job_stops_when_its_front_end_dies(long_ct_path, tmp_path):
+    """Slicer killed or crashed (no cleanup runs): the job notices within seconds and stops."""
+    front_end = (
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent / 'LungTumorRecon')!r})\n"
+        "from LungTumorReconLib.ct_io import read_ct\n"
+        "from LungTumorReconLib.pipeline import PipelineOptions\n"
+        "from LungTumorReconLib.pipeline_job import PipelineJob, plan_stage\n"
+        f"inputs = plan_stage('all', read_ct({str(long_ct_path)!r}), [],\n"
+        "                    PipelineOptions(lungs='snake', tumor='none', recon='none'))[0]\n"
+        f"job = PipelineJob(inputs, work_dir={str(tmp_path)!r}).start()\n"
+        "print(job.folder, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", front_end], stdout=subprocess.PIPE, text=True)
+    try:
+        folder = Path(process.stdout.readline().strip())
+        assert _until(lambda: len(_job_processes(folder)) == 1, 30)
+        time.sleep(2.0)  # at work now
+        process.kill()
+        process.wait()
+        assert _until(lambda: not _job_processes(folder), 5), "the job outlived its front end"
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_a_refused_option_comes_back_as_one_line(case, tmp_path):

@@ -11,7 +11,15 @@ and TotalSegmentator do, the work runs in a separate Python process:
   (masks as ``.npy``, the model as a legacy ``.vtk`` in LPS, the rest as JSON), printing
   ``PROGRESS <fraction> <message>`` lines;
 * the parent polls (a Qt timer, an asyncio loop), shows the progress, and reads the result
-  back as a :class:`PipelineResult` on its own CT. :meth:`PipelineJob.cancel` kills the child.
+  back as a :class:`PipelineResult` on its own CT. :meth:`PipelineJob.cancel` kills the child
+  and everything it started.
+
+Inside desktop Slicer the interpreter is ``PythonSlicer``, the CTK app launcher, which runs the
+real Python as *its* child. Killing the launcher alone would leave that Python computing, so
+the job starts in a process group of its own (a new session on POSIX, ``CREATE_NEW_PROCESS_GROUP``
+on Windows) and Cancel ends the whole group (``killpg``; ``taskkill /T /F`` on Windows). The
+child also watches the front end's process and stops when it is gone (POSIX), so a crashed
+Slicer leaves no work running. On Windows no console window is shown.
 
 No pickles cross the boundary: every file is numpy (``allow_pickle=False``), JSON or VTK.
 """
@@ -22,6 +30,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +53,8 @@ JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
 SURFACE_FILE = "surface.vtk"
 _PREFIX = "PROGRESS "
+PARENT_PID_VARIABLE = "LTR_PARENT_PID"  # the front end's process: the child stops when it is gone
+_WATCH_PARENT_S = 1.0
 _LUNGS = (RIGHT_LUNG, LEFT_LUNG)
 
 
@@ -163,6 +174,7 @@ class PipelineJob:
         lib_parent = str(Path(__file__).resolve().parent.parent)  # so a bare PythonSlicer finds the package
         env["PYTHONPATH"] = lib_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["PYTHONUNBUFFERED"] = "1"
+        env[PARENT_PID_VARIABLE] = str(os.getpid())
         self._process = subprocess.Popen(
             [self.python, "-m", "LungTumorReconLib.pipeline_job", str(self.folder)],
             stdout=subprocess.PIPE,
@@ -170,6 +182,7 @@ class PipelineJob:
             stdin=subprocess.DEVNULL,
             text=True,
             env=env,
+            **_own_process_group(),
         )
         threading.Thread(target=self._read, args=(self._process.stdout, True), daemon=True).start()
         threading.Thread(target=self._read, args=(self._process.stderr, False), daemon=True).start()
@@ -206,11 +219,11 @@ class PipelineJob:
         return self._process.wait(timeout)
 
     def cancel(self) -> None:
-        """Stop the child now; its partial files are discarded with the job folder."""
-        self.cancelled = True
+        """Stop the child and every process it started, now; their partial files are discarded
+        with the job folder."""
         if self.running:
-            self._process.kill()
-            self._process.wait()
+            self.cancelled = True
+            kill_process_tree(self._process)
 
     @property
     def error(self) -> str | None:
@@ -234,9 +247,37 @@ class PipelineJob:
         return read_result(self.folder, self.inputs.ct)
 
     def cleanup(self) -> None:
-        if self.running:
-            self.cancel()
+        self.cancel()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _own_process_group() -> dict:
+    """Popen options that put the child, and whatever it starts, in a group of its own."""
+    if os.name == "nt":
+        info = subprocess.STARTUPINFO()
+        info.dwFlags |= subprocess.STARTF_USESHOWWINDOW
+        info.wShowWindow = 0  # SW_HIDE: PythonSlicer.exe is a console program
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+        return {"startupinfo": info, "creationflags": flags}
+    return {"start_new_session": True}  # its pid is then the group's id
+
+
+def kill_process_tree(process: subprocess.Popen) -> None:
+    """Kill a running ``process`` and its descendants (started with :func:`_own_process_group`),
+    and reap it. Only while it is unreaped is its id sure to still name its own group."""
+    if process.poll() is not None:
+        return
+    if os.name == "nt":
+        subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)], capture_output=True,
+                       creationflags=subprocess.CREATE_NO_WINDOW)
+    else:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if process.poll() is None:
+        process.kill()
+    process.wait()
 
 
 # -- the job folder --------------------------------------------------------------------------
@@ -398,8 +439,26 @@ def run_job(folder: Path) -> PipelineResult:
     return result
 
 
+def _exit_when_parent_is_gone(parent_pid: int) -> None:
+    """Stop this process when the front end that started the job is gone (POSIX; ``kill(pid, 0)``
+    only asks whether it exists). Windows relies on Cancel and the module's cleanup."""
+    import time
+
+    while True:
+        time.sleep(_WATCH_PARENT_S)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(3)
+        except PermissionError:
+            pass  # exists, owned by someone else
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    parent = os.environ.get(PARENT_PID_VARIABLE, "")
+    if os.name != "nt" and parent.isdigit():
+        threading.Thread(target=_exit_when_parent_is_gone, args=(int(parent),), daemon=True).start()
     if len(argv) != 1 or not (Path(argv[0]) / JOB_FILE).is_file():
         sys.stderr.write("error: usage: python -m LungTumorReconLib.pipeline_job JOB_FOLDER\n")
         return 2

@@ -6,6 +6,7 @@ LungTumorReconLib. Not for clinical use.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import shutil
@@ -33,6 +34,7 @@ from slicer.util import VTKObservationMixin
 # Only modules that need nothing beyond Slicer's own Python are imported here; the pipeline
 # (scikit-image, scikit-fuzzy, ...) is imported once ensurePythonDependencies() has run.
 from LungTumorReconLib import methods
+from LungTumorReconLib.coordinates import lps_to_ras
 from LungTumorReconLib.errors import InputError, LungTumorReconError, UnavailableError
 from LungTumorReconLib.scene import HETEROGENEITY_VOLUME, Scene
 from LungTumorReconLib.seeds_io import LEFT_LUNG, RIGHT_LUNG, TUMOR
@@ -47,6 +49,7 @@ _DEEP_REQUIREMENTS = ["monai>=1.4", "safetensors>=0.4"]
 _POLL_MS = 250  # how often the panel polls a running job (the MONAIAuto3DSeg pattern)
 _STAGES = ("all", "lungs", "tumor", "recon", "repropagate")
 _TUMOR_TABLE = "Tumor measurements"  # node names Scene.add_result / replace_result give
+_SAMPLE_CATEGORY = "LungTumorRecon"
 
 #
 # LungTumorRecon
@@ -77,9 +80,12 @@ def registerSampleData():
 
     from LungTumorReconLib.resources import resource_path
 
-    SampleData.SampleDataLogic.registerCustomSampleDataCategory("LungTumorRecon", title="Lung Tumor Recon")
-    SampleData.SampleDataLogic.registerCustomSampleDataSource(
-        category="LungTumorRecon",
+    logic = SampleData.SampleDataLogic
+    # Categories with a title exist from Slicer 5.12; before, a source's category is made on first use.
+    if hasattr(logic, "registerCustomSampleDataCategory"):
+        logic.registerCustomSampleDataCategory(_SAMPLE_CATEGORY, title="Lung Tumor Recon")
+    logic.registerCustomSampleDataSource(
+        category=_SAMPLE_CATEGORY,
         sampleName="LungTumorReconLung1",
         thumbnailFileName=str(resource_path("Icons", "LungTumorRecon.png")),
         uris=resource_path("SampleData", "lung1_image.nrrd").as_uri(),
@@ -94,15 +100,29 @@ def _requirementName(requirement: str) -> str:
     return requirement.strip()
 
 
+def _slicerPackaging():
+    """``slicer.packaging`` (Slicer >= 5.12, not imported by ``slicer`` itself), else None."""
+    try:
+        return importlib.import_module("slicer.packaging")
+    except ImportError:
+        return None
+
+
 def _ensureRequirements(requirements: list[str]) -> None:
     """Install only the requirements Slicer's Python lacks, after the user agrees; never
-    upgrade or replace Slicer's own packages."""
+    upgrade or replace Slicer's own packages. A decline raises UnavailableError."""
     if not requirements:
         return
-    if hasattr(slicer, "packaging"):  # Slicer >= 5.9: checks versions, asks the user, installs the missing
+    packaging = _slicerPackaging()
+    if packaging is not None:  # checks versions, asks the user, installs the missing
         from packaging.requirements import Requirement
 
-        slicer.packaging.pip_ensure([Requirement(r) for r in requirements], requester="LungTumorRecon")
+        try:
+            # also in testing mode: the self-test needs the packages it runs
+            packaging.pip_ensure([Requirement(r) for r in requirements], requester="LungTumorRecon",
+                                 skip_in_testing=False)
+        except RuntimeError as exc:  # the user declined
+            raise UnavailableError(f"not installed: {', '.join(requirements)}") from exc
         return
     missing = [
         r for r in requirements
@@ -167,7 +187,7 @@ class LungTumorReconParameterNode:
     inputVolume - the chest CT.
     seeds - markups points labelled 'tumor', 'right lung' or 'left lung'.
     lungMethod, tumorMethod, reconMethod, device - as the CLI's --lungs, --tumor, --recon, --device.
-    correctLung - the lung that "Correct on this slice and re-propagate" replaces.
+    correctLung - the lung that "Correct in Segment Editor" selects and re-propagation replaces.
     outputSegmentation - filled with 'right lung', 'left lung' and 'tumor' segments.
     """
 
@@ -222,6 +242,7 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.placeRightLungSeedButton.connect("clicked()", lambda: self.onPlaceSeed(RIGHT_LUNG))
         self.ui.placeLeftLungSeedButton.connect("clicked()", lambda: self.onPlaceSeed(LEFT_LUNG))
         self.ui.applyLungsButton.connect("clicked()", lambda: self.onRunStage("lungs"))
+        self.ui.editLungButton.connect("clicked()", self.onEditLung)
         self.ui.repropagateButton.connect("clicked()", self.onRepropagate)
         self.ui.applyTumorButton.connect("clicked()", lambda: self.onRunStage("tumor"))
         self.ui.placeCandidateSeedButton.connect("clicked()", self.onPlaceCandidateSeed)
@@ -286,6 +307,7 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyLungsButton.enabled = idle and hasVolume
         self.ui.applyTumorButton.enabled = idle and hasVolume
         self.ui.applyReconButton.enabled = idle and hasSegmentation
+        self.ui.editLungButton.enabled = hasSegmentation
         self.ui.repropagateButton.enabled = idle and hasSegmentation
         self.ui.placeCandidateSeedButton.enabled = bool(self._candidates) and self.ui.candidatesTableWidget.currentRow() >= 0
         self.ui.cancelButton.enabled = not idle
@@ -314,7 +336,7 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._observeSeeds(node)
         self._placingLabel = label
         markupsLogic = slicer.modules.markups.logic()
-        markupsLogic.SetActiveListID(node)
+        markupsLogic.SetActiveList(node)
         markupsLogic.StartPlaceMode(False)  # one point, then back to view mode
         self.ui.statusLabel.text = _("Click in a view to place the {label} seed").format(label=label)
 
@@ -333,7 +355,7 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not 0 <= row < len(self._candidates):
             return
         node = self._seedsNode()
-        ras = self.logic.addSeed(node, self._candidates[row]["centroid_lps"], TUMOR)
+        ras = self.logic.addSeed(node, self._candidates[row]["centroid_lps"], TUMOR, self._parameterNode.inputVolume)
         slicer.modules.markups.logic().JumpSlicesToLocation(*ras, True)
         self.ui.statusLabel.text = _("Added a tumor seed at candidate {n}; Apply the tumour stage").format(n=row + 1)
 
@@ -342,7 +364,7 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         table = self.ui.candidatesTableWidget
         table.setRowCount(len(self._candidates))
         for row, c in enumerate(self._candidates):
-            ras = (-c["centroid_lps"][0], -c["centroid_lps"][1], c["centroid_lps"][2])
+            ras = lps_to_ras(c["centroid_lps"])
             cells = (str(row + 1), f"{c['volume_ml']:.2f}", f"{c['score']:.3g}", ", ".join(f"{v:.1f}" for v in ras))
             for column, text in enumerate(cells):
                 table.setItem(row, column, qt.QTableWidgetItem(text))
@@ -351,11 +373,24 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._checkCanApply()
 
     # -- running a stage -------------------------------------------------------------------------
+    def onEditLung(self) -> None:
+        """Segment Editor on this segmentation and CT, with the lung to correct selected."""
+        p = self._parameterNode
+        try:
+            segmentId = self.logic.segmentIdOf(p.outputSegmentation, p.correctLung)
+        except LungTumorReconError as exc:
+            slicer.util.errorDisplay(_("Correction: {error}").format(error=exc))
+            return
+        slicer.util.selectModule("SegmentEditor")
+        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+        editor.setSegmentationNode(p.outputSegmentation)
+        editor.setSourceVolumeNode(p.inputVolume)
+        editor.setCurrentSegmentID(segmentId)
+
     def onRepropagate(self) -> None:
         p = self._parameterNode
         try:
-            sliceNode = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceNode()
-            k = self.logic.axialSliceIndex(p.inputVolume, sliceNode)
+            k = self.logic.axialSliceIndex(p.inputVolume, self.logic.redSliceNode())
         except LungTumorReconError as exc:
             slicer.util.errorDisplay(_("Re-propagation: {error}").format(error=exc))
             return
@@ -547,7 +582,7 @@ class LungTumorReconLogic(ScriptedLoadableModuleLogic):
         options = PipelineOptions(lungs=lungs, tumor=tumor, recon=recon, device=device)
         resolved_device = check_options(options)
         ct = self._ct(inputVolume)
-        seeds = Scene.seeds_from_node(seedsNode) if seedsNode else []
+        seeds = Scene.seeds_from_node(seedsNode, inputVolume) if seedsNode else []
         result = run_on_volume(ct, seeds, options, resolved_device, progress=logging.info)
         nodes = scene.add_result(result, volume_node=inputVolume, segmentation_node=outputSegmentation)
         nodes["result"] = result
@@ -593,7 +628,7 @@ class LungTumorReconLogic(ScriptedLoadableModuleLogic):
             methods.check_available(stageName, method)
         scene = scene or Scene(slicer.mrmlScene)
         ct = self._ct(inputVolume)
-        seeds = Scene.seeds_from_node(seedsNode) if seedsNode else []
+        seeds = Scene.seeds_from_node(seedsNode, inputVolume) if seedsNode else []
         segments = {}
         if stage != "all" and outputSegmentation is not None:
             segments = scene.segment_masks(outputSegmentation, ct.geometry)  # the user's, edits included
@@ -633,12 +668,32 @@ class LungTumorReconLogic(ScriptedLoadableModuleLogic):
         return Scene.axial_index(sliceNode, Scene.volume_geometry(inputVolume))
 
     @staticmethod
-    def addSeed(seedsNode, lps, label: str) -> tuple[float, float, float]:
-        """Add a labelled seed at an LPS point (the library's coordinates) to a markups node;
-        returns its RAS position (the scene's)."""
+    def redSliceNode(scene=None):
+        """The Red slice view's node, which exists in the scene even when the layout shows no
+        Red view (``layoutManager().sliceWidget("Red")`` is then None)."""
+        scene = scene or slicer.mrmlScene
+        node = scene.GetSingletonNode("Red", "vtkMRMLSliceNode")
+        if node is None:
+            raise InputError("there is no Red slice view: choose a layout with the Red (axial) view")
+        return node
+
+    @staticmethod
+    def segmentIdOf(segmentationNode, name: str) -> str:
+        """The ID of the segment called ``name`` (a lung or the tumour)."""
+        if not segmentationNode:
+            raise InputError("there is no segmentation yet: run the lungs first")
+        segmentId = segmentationNode.GetSegmentation().GetSegmentIdBySegmentName(name)
+        if not segmentId:
+            raise InputError(f"the segmentation has no {name} segment")
+        return segmentId
+
+    @staticmethod
+    def addSeed(seedsNode, lps, label: str, inputVolume=None) -> tuple[float, float, float]:
+        """Add a labelled seed at an LPS point (the library's coordinates, in the frame of
+        ``inputVolume``) to a markups node; returns its world RAS position (the scene's)."""
         from LungTumorReconLib.seeds_io import Seed
 
-        return Scene.add_seed(seedsNode, Seed(label=label, lps=tuple(float(v) for v in lps)))
+        return Scene.add_seed(seedsNode, Seed(label=label, lps=tuple(float(v) for v in lps)), inputVolume)
 
 
 #
@@ -652,6 +707,11 @@ class LungTumorReconTest(ScriptedLoadableModuleTest):
 
     def setUp(self):
         slicer.mrmlScene.Clear()
+        # A fresh Slicer lacks scikit-image and friends; in testing mode the confirmation
+        # answers yes without a dialog.
+        from LungTumorReconLib.resources import resource_path
+
+        ensurePythonDependencies(str(resource_path("requirements.txt")))
 
     def runTest(self):
         self.setUp()

@@ -8,6 +8,7 @@ the nodes and the library behind the Logic are the real ones from slicer-core.
 import importlib
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,3 +234,105 @@ def test_module_imports_without_the_packages_slicer_lacks():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+# -- desktop Slicer's start-up and first use, across Slicer versions -------------------------------
+# SampleData and slicer.packaging are desktop Slicer's (Qt); these stand-ins have the API of the
+# version named, read from Slicer's source (Modules/Scripted/SampleData/SampleData.py,
+# Base/Python/slicer/packaging.py).
+
+
+def _sample_data_module(with_category: bool):
+    calls = []
+
+    class SampleDataLogic:
+        @staticmethod
+        def registerCustomSampleDataSource(**kwargs):
+            calls.append(("source", kwargs))
+
+    if with_category:  # Slicer >= 5.12.0
+        SampleDataLogic.registerCustomSampleDataCategory = staticmethod(
+            lambda category, title: calls.append(("category", {"category": category, "title": title})))
+    return types.SimpleNamespace(SampleDataLogic=SampleDataLogic), calls
+
+
+@pytest.mark.parametrize("with_category", [False, True], ids=["slicer-5.8-5.10", "slicer-5.12"])
+def test_sample_data_is_registered_on_every_slicer(module, monkeypatch, with_category):
+    fake, calls = _sample_data_module(with_category)
+    monkeypatch.setitem(sys.modules, "SampleData", fake)
+    module.registerSampleData()
+    kinds = [kind for kind, _ in calls]
+    assert kinds == (["category", "source"] if with_category else ["source"])
+    source = calls[-1][1]
+    assert source["category"] == "LungTumorRecon" and source["nodeNames"] == "lung1"
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    assert Path(url2pathname(urlparse(source["uris"]).path)).is_file()
+
+
+def test_declined_packages_are_one_message_on_slicer_5_12(module, monkeypatch):
+    """pip_ensure raises RuntimeError when the user declines; the panel shows 'not installed'."""
+    asked = []
+
+    def pip_ensure(requirements, requester=None, skip_in_testing=True, **kwargs):
+        asked.append((sorted(str(r) for r in requirements), skip_in_testing))
+        raise RuntimeError("User declined package installation")
+
+    monkeypatch.setitem(sys.modules, "slicer.packaging", types.SimpleNamespace(pip_ensure=pip_ensure))
+    from LungTumorReconLib.errors import UnavailableError
+
+    with pytest.raises(UnavailableError, match=r"not installed: scikit-image>=0\.22"):
+        module._ensureRequirements(["scikit-image>=0.22"])
+    assert asked == [(["scikit-image>=0.22"], False)]  # installs in testing mode too: the self-test needs them
+
+
+def test_before_slicer_5_12_only_missing_packages_are_asked_for(module, monkeypatch):
+    import slicer
+
+    monkeypatch.setitem(sys.modules, "slicer.packaging", None)  # import fails, as before 5.12
+    asked, installed = [], []
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda text, **kw: asked.append(text) or False)
+    monkeypatch.setattr(slicer.util, "pip_install", installed.append, raising=False)
+    module._ensureRequirements(["numpy>=1.0", "scikit-image>=0.22"])  # both here: nothing asked
+    assert asked == [] and installed == []
+    from LungTumorReconLib.errors import UnavailableError
+
+    with pytest.raises(UnavailableError, match="not installed: no-such-package-ltr"):
+        module._ensureRequirements(["numpy", "no-such-package-ltr>=1"])
+    assert len(asked) == 1 and "no-such-package-ltr" in asked[0] and installed == []
+
+
+def test_the_red_slice_node_is_found_without_a_red_view(module):
+    """Re-propagation reads the Red slice node from the scene; a layout without a Red view
+    (no sliceWidget("Red")) is not a crash, and a scene without the node is one message."""
+    import slicer
+
+    from LungTumorReconLib.errors import InputError
+
+    scene = slicer.vtkMRMLScene()
+    with pytest.raises(InputError, match="no Red slice view"):
+        module.LungTumorReconLogic.redSliceNode(scene)
+    red = slicer.vtkMRMLSliceNode()
+    red.SetLayoutName("Red")
+    scene.AddNode(red)
+    assert module.LungTumorReconLogic.redSliceNode(scene) is red
+
+
+def test_the_lung_to_correct_is_found_by_name(module, small_case):
+    from LungTumorReconLib.ct_io import read_ct
+    from LungTumorReconLib.errors import InputError
+    from LungTumorReconLib.scene import Scene
+
+    ct = read_ct(small_case[0])
+    scene = Scene()
+    lungs = {"right lung": np.zeros(ct.geometry.shape_kji, bool), "left lung": np.zeros(ct.geometry.shape_kji, bool)}
+    lungs["right lung"][10:20, 10:20, 10:20] = True
+    lungs["left lung"][10:20, 10:20, 30:40] = True
+    seg = scene.set_segmentation(lungs, ct.geometry)
+    segment_id = module.LungTumorReconLogic.segmentIdOf(seg, "left lung")
+    assert seg.GetSegmentation().GetSegment(segment_id).GetName() == "left lung"
+    with pytest.raises(InputError, match="no tumor segment"):
+        module.LungTumorReconLogic.segmentIdOf(seg, "tumor")
+    with pytest.raises(InputError, match="run the lungs first"):
+        module.LungTumorReconLogic.segmentIdOf(None, "right lung")

@@ -29,7 +29,27 @@ UI_TEXT = (MODULE / "Resources" / "UI" / "LungTumorRecon.ui").read_text(encoding
 SOURCE = (MODULE / "LungTumorRecon.py").read_text(encoding="utf-8")
 PARAMETER_CLASS = "LungTumorReconParameterNode"
 SECTIONS = ["Input", "Lungs", "Tumour", "3D reconstruction", "Results"]
-NODE_WIDGETS = {"qMRMLNodeComboBox", "qSlicerSimpleMarkupsWidget"}  # what parameterNodeWrapper binds nodes to
+# What Slicer 5.8.1's parameterNodeWrapper can bind (Base/Python/slicer/parameterNodeWrapper/
+# guiConnectors.py at v5.8.1): each connector's canRepresent takes an exact ``type(widget)`` from
+# this list and a field type. Slicer 5.10.0 adds ctkCheckablePushButton (bool), ctkColorPickerButton
+# (QColor) and, in Modules/Loadable/Markups/MarkupsLib, qSlicerSimpleMarkupsWidget (nodes); the module
+# must also run on 5.8, so only 5.8.1's list counts. A failed match raises "Unable to create GUI
+# connector", and then no widget of the panel is bound.
+SLICER_5_8_CONNECTORS = {
+    "QCheckBox": {"bool"}, "ctkCheckBox": {"bool"},  # QCheckBoxToBoolConnector, l.156-159
+    "QPushButton": {"bool"},  # QCheckablePushButtonToBoolConnector, l.189-192
+    "QSlider": {"int"}, "QSpinBox": {"int"},  # QSliderOrSpinBoxToIntConnector, l.225-228
+    # QDoubleSpinBoxCtkSliderWidgetToFloatConnector, l.289-295
+    "QDoubleSpinBox": {"float"}, "ctkSliderWidget": {"float"}, "qMRMLSliderWidget": {"float"},
+    "ctkDoubleSlider": {"float"}, "ctkDoubleSpinBox": {"float"}, "qMRMLSpinBox": {"float"},
+    # QComboBoxToStringableConnector (l.355-360) and QComboBoxToEnumConnector (l.403-406)
+    "QComboBox": {"int", "float", "str", "bool", "enum"}, "ctkComboBox": {"int", "float", "str", "bool", "enum"},
+    "QLineEdit": {"str"}, "QLabel": {"str"}, "QTextEdit": {"str"},  # l.452-455, 483-486, 516-519
+    "ctkRangeWidget": {"FloatRange"}, "ctkDoubleRangeSlider": {"FloatRange"}, "qMRMLRangeWidget": {"FloatRange"},
+    "ctkPathLineEdit": {"Path"}, "ctkDirectoryButton": {"Path"},  # l.605-611, 641-647
+    "qMRMLNodeComboBox": {"node"},  # qMRMLNodeComboBoxToNodeConnector, l.677-680
+}
+NODE_WIDGETS = {w for w, kinds in SLICER_5_8_CONNECTORS.items() if "node" in kinds}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +83,14 @@ def parameter_fields(source: str) -> dict[str, ast.expr]:
     tree = ast.parse(source)
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == PARAMETER_CLASS)
     return {s.target.id: s.annotation for s in cls.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+
+
+def field_kind(annotation: ast.expr) -> str:
+    """What a connector sees of a field's type: a MRML node, str, int, ... (Annotated unwrapped)."""
+    if isinstance(annotation, ast.Subscript) and getattr(annotation.value, "id", None) == "Annotated":
+        annotation = annotation.slice.elts[0]
+    name = getattr(annotation, "id", None) or getattr(annotation, "attr", None) or ast.unparse(annotation)
+    return "node" if name.startswith("vtkMRML") else name
 
 
 def is_choice(annotation: ast.expr) -> bool:
@@ -140,6 +168,21 @@ def check_node_fields(root: QWidget, source: str, text: str) -> list[str]:
     return problems
 
 
+def check_connectors(root: QWidget, source: str, text: str) -> list[str]:
+    """Every widget with a SlicerParameterName is one that a connector of Slicer 5.8 accepts,
+    for its field's type."""
+    fields = parameter_fields(source)
+    classes = widget_classes(text)
+    problems = []
+    for w, name in bound_widgets(root):
+        if name not in fields:
+            continue  # check_parameter_names reports it
+        cls, kind = classes.get(w.objectName()), field_kind(fields[name])
+        if kind not in SLICER_5_8_CONNECTORS.get(cls, set()):
+            problems.append(f"{w.objectName()}: no Slicer 5.8 connector binds a {cls} to {name!r} ({kind})")
+    return problems
+
+
 def check_sections(root: QWidget, source: str, text: str) -> list[str]:
     """The panel's sections, in order, each a ctkCollapsibleButton."""
     titles = []
@@ -161,7 +204,7 @@ def check_scene_connections(root: QWidget, source: str, text: str) -> list[str]:
 
 
 CHECKS = [check_ui_names, check_parameter_names, check_each_field_bound_once, check_combo_boxes_are_choices]
-TEXT_CHECKS = [check_node_fields, check_sections, check_scene_connections]
+TEXT_CHECKS = [check_node_fields, check_connectors, check_sections, check_scene_connections]
 
 
 def run_check(check, text: str = UI_TEXT, source: str = SOURCE) -> list[str]:
@@ -190,6 +233,8 @@ def test_the_source_and_ui_are_what_the_checks_read(app):
     assert len(bound_widgets(root)) == len(fields)
     classes = widget_classes(UI_TEXT)
     assert classes["seedsMarkupsWidget"] == "qSlicerSimpleMarkupsWidget"
+    assert classes["seedsSelector"] == "qMRMLNodeComboBox"
+    assert {field_kind(fields[f]) for f in fields} == {"node", "str"}
     assert classes["tumorsTableView"] == "qMRMLTableView"
     assert classes["progressBar"] == "QProgressBar"
     root.deleteLater()
@@ -217,6 +262,17 @@ BROKEN = [
      "correctLungComboBox is bound to 'correctLung', which is not Annotated"),
     (check_node_fields, "ui", ("<string>vtkMRMLSegmentationNode</string>", "<string>vtkMRMLModelNode</string>"),
      "does not offer vtkMRMLSegmentationNode"),
+    # the .ui before issue 19: the point list itself carried the seeds' SlicerParameterName
+    (check_connectors, "ui", ('<string>seeds</string></property>\n       </widget>\n      </item>\n'
+                              '      <item row="2" column="0" colspan="2">\n'
+                              '       <widget class="qSlicerSimpleMarkupsWidget" name="seedsMarkupsWidget">',
+                              '<string>seedsUnused</string></property>\n       </widget>\n      </item>\n'
+                              '      <item row="2" column="0" colspan="2">\n'
+                              '       <widget class="qSlicerSimpleMarkupsWidget" name="seedsMarkupsWidget">\n'
+                              '        <property name="SlicerParameterName" stdset="0"><string>seeds</string></property>'),
+     "seedsMarkupsWidget: no Slicer 5.8 connector binds a qSlicerSimpleMarkupsWidget to 'seeds' (node)"),
+    (check_connectors, "ui", ('<widget class="QComboBox" name="deviceComboBox">', '<widget class="QSpinBox" name="deviceComboBox">'),
+     "deviceComboBox: no Slicer 5.8 connector binds a QSpinBox to 'device' (str)"),
     (check_sections, "ui", ("<string>Tumour</string></property>\n     <layout", "<string>Tumor</string></property>\n     <layout"),
      "sections are"),
     (check_scene_connections, "ui", ("<receiver>tumorsTableView</receiver>", "<receiver>statusLabel</receiver>"),
@@ -230,3 +286,17 @@ def test_each_check_fails_on_a_broken_copy(app, check, where, edit, expected):
     source = _replace(SOURCE, *edit) if where == "source" else SOURCE
     problems = run_check(check, text, source)
     assert any(expected in p for p in problems), problems
+
+
+def test_the_point_list_follows_the_seeds_selector(app):
+    """The seeds are bound through seedsSelector; the point list shows whichever list it selects
+    (a .ui connection, so it needs no code and no connector)."""
+    tree = ET.fromstring(UI_TEXT)
+    connections = {(c.findtext("sender"), c.findtext("signal"), c.findtext("receiver"), c.findtext("slot"))
+                   for c in tree.iter("connection")}
+    assert ("seedsSelector", "currentNodeChanged(vtkMRMLNode*)", "seedsMarkupsWidget",
+            "setCurrentNode(vtkMRMLNode*)") in connections
+    root = load_ui(UI_TEXT)
+    markups = objects_by_name(root)["seedsMarkupsWidget"]
+    assert not markups.property("SlicerParameterName") and markups.property("nodeSelectorVisible") is False
+    root.deleteLater()

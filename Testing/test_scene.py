@@ -162,3 +162,53 @@ def test_table_rows_keep_large_counts_exact():
     node = scene.add_table([{"segment": "right lung", "volume_ml": 1787.8172, "voxels": 1099327}], name="t")
     assert Scene.table_rows(node) == [{"segment": "right lung", "volume_ml": 1787.8172, "voxels": 1099327}]
     scene.close()
+
+
+def _translation(scene: Scene, offset_ras: tuple[float, float, float]):
+    import slicer
+    from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+    node = slicer.vtkMRMLLinearTransformNode()
+    scene.mrml.AddNode(node)
+    matrix = vtkMatrix4x4()
+    for axis, value in enumerate(offset_ras):
+        matrix.SetElement(axis, 3, value)
+    node.SetMatrixTransformToParent(matrix)
+    return node
+
+
+def test_seeds_are_the_placed_points_in_world_coordinates():
+    """A point still being placed (preview) or skipped in place mode is not a seed, and a seeds
+    node under a transform gives its points where the views show them (world), or in the CT's
+    own frame when the CT sits under a transform too."""
+    import slicer
+
+    scene = Scene()
+    node = scene.add_seeds([Seed("tumor", (10.0, 20.0, -30.0)), Seed("right lung", (-50.0, 5.0, -100.0))])
+    preview = node.AddControlPoint(1.0, 2.0, 3.0)
+    node.SetNthControlPointLabel(preview, "tumor")
+    node.SetNthControlPointPosition(preview, 1.0, 2.0, 3.0, slicer.vtkMRMLMarkupsNode.PositionPreview)
+    skipped = node.AddControlPoint(4.0, 5.0, 6.0)
+    node.SetNthControlPointLabel(skipped, "left lung")
+    node.SetNthControlPointPositionMissing(skipped)
+    assert node.GetNumberOfControlPoints() == 4
+
+    got = Scene.seeds_from_node(node)
+    assert [s.label for s in got] == ["tumor", "right lung"]
+    assert np.allclose([s.lps for s in got], [(10.0, 20.0, -30.0), (-50.0, 5.0, -100.0)])
+
+    shift = _translation(scene, (5.0, -7.0, 11.0))  # RAS: +5 R, -7 A, +11 S
+    node.SetAndObserveTransformNodeID(shift.GetID())
+    moved = Scene.seeds_from_node(node)
+    assert np.allclose(moved[0].lps, (10.0 - 5.0, 20.0 + 7.0, -30.0 + 11.0))  # LPS flips R and A
+
+    # the CT under the same transform: the seeds are where they were in the CT's frame
+    volume = scene.add_volume(np.zeros((4, 5, 6), dtype=np.int16), VolumeGeometry((6, 5, 4), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)))
+    volume.SetAndObserveTransformNodeID(shift.GetID())
+    assert np.allclose([s.lps for s in Scene.seeds_from_node(node, volume)], [s.lps for s in got])
+
+    # a seed added in the CT's frame lands where the CT shows it, and reads back the same
+    world = Scene.add_seed(node, Seed("tumor", (1.0, 2.0, 3.0)), volume)
+    assert np.allclose(world, (-1.0 + 5.0, -2.0 - 7.0, 3.0 + 11.0))
+    assert np.allclose(Scene.seeds_from_node(node, volume)[-1].lps, (1.0, 2.0, 3.0))
+    scene.close()

@@ -45,6 +45,19 @@ def _slicer():
     return slicer
 
 
+def _between_frames(source_node, target_node):
+    """The transform from ``source_node``'s frame to ``target_node``'s (None: world), through
+    their parent transforms; the identity when neither has one."""
+    slicer = _slicer()
+    from vtkmodules.vtkCommonTransforms import vtkGeneralTransform
+
+    transform = vtkGeneralTransform()
+    source = source_node.GetParentTransformNode() if source_node is not None else None
+    target = target_node.GetParentTransformNode() if target_node is not None else None
+    slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(source, target, transform)
+    return transform
+
+
 def _vtk_matrix(matrix: np.ndarray):
     from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
@@ -412,26 +425,36 @@ class Scene:
         return node
 
     @staticmethod
-    def add_seed(node, seed: Seed) -> tuple[float, float, float]:
-        """Add one labelled seed (LPS, the library's coordinates) to a markups node; returns
-        its RAS position (the scene's)."""
-        ras = tuple(float(v) for v in lps_to_ras(np.asarray(seed.lps, dtype=float)))
-        index = node.AddControlPoint(*ras)
+    def add_seed(node, seed: Seed, reference=None) -> tuple[float, float, float]:
+        """Add one labelled seed to a markups node. ``seed.lps`` is in the frame of ``reference``
+        (the CT node, which may sit under a transform), else in world coordinates. Returns the
+        seed's world RAS position (where the slice views jump to)."""
+        ras = lps_to_ras(np.asarray(seed.lps, dtype=float))
+        world = _between_frames(reference, None).TransformPoint(*ras)
+        index = node.AddControlPointWorld(*world)
         node.SetNthControlPointLabel(index, seed.label)
-        return ras
+        return tuple(float(v) for v in world)
 
     @staticmethod
-    def seeds_from_node(node) -> list[Seed]:
+    def seeds_from_node(node, reference=None) -> list[Seed]:
+        """The placed points of a markups node as seeds, in the frame of ``reference`` (the CT
+        node) or, without one, in world coordinates: the node's own parent transform applied.
+        Points still being placed (preview) or skipped in place mode are not seeds."""
         from .seeds_io import normalise_label
 
+        slicer = _slicer()
+        to_reference = _between_frames(None, reference)
         seeds = []
         for i in range(node.GetNumberOfControlPoints()):
-            ras = [0.0, 0.0, 0.0]
-            node.GetNthControlPointPosition(i, ras)
+            if node.GetNthControlPointPositionStatus(i) != slicer.vtkMRMLMarkupsNode.PositionDefined:
+                continue
+            world = [0.0, 0.0, 0.0]
+            node.GetNthControlPointPositionWorld(i, world)
             label = normalise_label(node.GetNthControlPointLabel(i))
             if label is None:
                 raise InputError(f"control point {i + 1} has label {node.GetNthControlPointLabel(i)!r}")
-            seeds.append(Seed(label=label, lps=tuple(float(v) for v in ras_to_lps(np.asarray(ras)))))
+            ras = np.asarray(to_reference.TransformPoint(*world))
+            seeds.append(Seed(label=label, lps=tuple(float(v) for v in ras_to_lps(ras))))
         return seeds
 
     def load_markups(self, path: str | Path, name: str | None = None):

@@ -325,7 +325,7 @@ class LungTumorReconWebApp(TrameApp):
             for stage_name, method in (("lungs", options.lungs), ("tumor", options.tumor), ("recon", options.recon)):
                 methods.check_available(stage_name, method)
             ct = self._ct()
-            seeds = Scene.seeds_from_node(self.seeds_node)
+            seeds = Scene.seeds_from_node(self.seeds_node, self.volume_node)
             segments = self.scene.segment_masks(self.segmentation_node, ct.geometry) if stage != "all" else {}
             correction = None
             if stage == "repropagate":
@@ -464,7 +464,7 @@ class LungTumorReconWebApp(TrameApp):
         if self.job is not None or not 0 <= index < len(self._candidates):
             return
         seed = Seed(label=TUMOR, lps=tuple(float(v) for v in self._candidates[index]["centroid_lps"]))
-        self._jump_to(Scene.add_seed(self.seeds_node, seed))
+        self._jump_to(Scene.add_seed(self.seeds_node, seed, self.volume_node))
         self._update_seeds()
 
     def _on_show_heterogeneity(self, ltr_show_heterogeneity, **_) -> None:

@@ -33,6 +33,7 @@ class LungAirParameters:
     min_lung_separation_mm: float = 60.0  # two lungs' centroids lie at least this far apart in x
     max_hole_mm2: float = 2500.0  # holes up to this (vessels, tumours up to ~5.6 cm) are lung; larger
     # ones are what a lung wraps around at its base (the diaphragm's dome), not lung
+    bridge_pleura: bool = True  # put back what a tumour against the pleura bites out (lung_border)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -16,7 +16,8 @@ propagated slice to slice:
    slice and stops by itself where no island continues the lung (apex, base);
 5. the two lungs keep to their own air: a watershed of the air's distance map from the two
    start regions splits lungs that touch (anterior junction); where both contours claim a
-   voxel it goes to the lung whose air is nearer.
+   voxel it goes to the lung whose air is nearer;
+6. the indentations a tumour against the pleura makes are bridged (:mod:`lung_border`).
 
 :func:`repropagate_lung` re-runs step 4 for one lung from a corrected slice, leaving the
 other lung exactly as it was.
@@ -45,6 +46,7 @@ from .lung_air import (
     split_in_two,
     upsample_2x,
 )
+from .lung_border import bridge_pleural_indentations
 from .seeds_io import LEFT_LUNG, RIGHT_LUNG, Seed
 from .snake_viterbi import SnakeParameters, slice_energy, viterbi_snake
 
@@ -243,7 +245,8 @@ def segment_lungs_snake(
         start_air[name] = markers.get(name, m)
     territory = _territories(air, start_air, geometry)
     lungs = {name: _propagate(air & territory[name], *starts[name], work) for name in LUNGS if name in starts}
-    return _resolve_overlap(lungs, {name: air & t for name, t in territory.items()}, work.spacing)
+    lungs = _resolve_overlap(lungs, {name: air & t for name, t in territory.items()}, work.spacing)
+    return bridge_pleural_indentations(lungs, hu, geometry) if params.air.bridge_pleura else lungs
 
 
 def _resolve_overlap(

@@ -6,7 +6,8 @@
    distance map seeded from the two cores left by erosion;
 3. each lung is closed and its holes filled per axial slice, so that vessels and enclosed
    tumours count as lung;
-4. right and left are by LPS x: patient right is −x.
+4. right and left are by LPS x: patient right is −x;
+5. the indentations a tumour against the pleura makes are bridged (:mod:`lung_border`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from .coordinates import VolumeGeometry
 from .lung_air import LungAirParameters, close_and_fill, largest_components, lung_air, name_by_side, split_in_two
+from .lung_border import bridge_pleural_indentations
 
 ThresholdLungParameters = LungAirParameters
 
@@ -36,4 +38,4 @@ def segment_lungs_threshold(
         mask = close_and_fill(mask, spacing_kji, params.closing_radius_mm, params.max_hole_mm2) & ~taken
         taken |= mask
         filled[name] = mask
-    return filled
+    return bridge_pleural_indentations(filled, hu, geometry) if params.bridge_pleura else filled

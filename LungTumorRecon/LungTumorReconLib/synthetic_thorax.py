@@ -11,7 +11,8 @@ onto any axis-aligned voxel grid, together with truth masks computed from the sa
   liver, stomach and spleen, parenchyma with a gravity gradient and a texture, pulmonary
   vessel trees that branch from the hila and the left atrium to fill the lungs (radii by
   Murray's law), and lobar/segmental bronchi beside the arteries;
-* tumours of six kinds (:data:`TUMOR_KINDS`) placed at random inside the lungs.
+* tumours of six kinds (:data:`TUMOR_KINDS`) placed at random inside the lungs, and large
+  masses against the chest wall (:data:`MASS_KINDS`: 30-60 mm across, indenting the lung).
 
 Coordinates are LPS (+x patient left, +y posterior, +z superior); the grid has the identity
 direction, so array axes (k, j, i) run along (z, y, x). The anatomy depends neither on the
@@ -35,9 +36,10 @@ from scipy import ndimage as ndi
 
 from .coordinates import VolumeGeometry
 
-__all__ = ["CARINA_LPS", "TUMOR_KINDS", "ThoraxCase", "make_thorax"]
+__all__ = ["CARINA_LPS", "MASS_KINDS", "TUMOR_KINDS", "ThoraxCase", "make_thorax"]
 
 TUMOR_KINDS = ("solid", "part-solid", "ground-glass", "spiculated", "juxta-pleural", "juxta-vascular")
+MASS_KINDS = ("pleural-mass",)  # placed as juxta-pleural tumours, 15-30 mm in radius
 
 # ---------------------------------------------------------------------------------------
 # Tissue values, HU of a non-contrast chest CT.
@@ -191,9 +193,9 @@ def make_thorax(
         raise ValueError(f"size must be three positive integers, got {size}")
     if len(spacing) != 3 or min(spacing) <= 0:
         raise ValueError(f"spacing must be three positive numbers, got {spacing}")
-    unknown = [k for k in tumors if k not in TUMOR_KINDS]
+    unknown = [k for k in tumors if k not in TUMOR_KINDS + MASS_KINDS]
     if unknown:
-        raise ValueError(f"unknown tumour kind(s) {unknown}; use {TUMOR_KINDS}")
+        raise ValueError(f"unknown tumour kind(s) {unknown}; use {TUMOR_KINDS + MASS_KINDS}")
     if noise_hu < 0 or blur_mm < 0:
         raise ValueError("noise_hu and blur_mm must be >= 0")
 
@@ -874,6 +876,7 @@ def _make_tumor(rng, kind: str, side: str, anatomy: _Anatomy, others: list[_Tumo
     radius = {
         "solid": (8.0, 14.0), "part-solid": (10.0, 16.0), "ground-glass": (8.0, 13.0),
         "spiculated": (8.0, 12.0), "juxta-pleural": (10.0, 15.0), "juxta-vascular": (7.0, 11.0),
+        "pleural-mass": (15.0, 30.0),
     }[kind]
     radius = float(rng.uniform(*radius))
     pts, d = depth.points, depth.values.ravel()
@@ -884,7 +887,7 @@ def _make_tumor(rng, kind: str, side: str, anatomy: _Anatomy, others: list[_Tumo
     # stay clear of the diaphragm domes and the apex, where slices cut tumours obliquely
     in_z = (pts[:, 2] > -70.0) & (pts[:, 2] < 90.0)
 
-    if kind == "juxta-pleural":
+    if kind in ("juxta-pleural", "pleural-mass"):
         # centre half a radius inside the costal pleura: nearest boundary is the lateral wall
         band = np.abs(d - 0.5 * radius) < 0.5 * DEPTH_LATTICE_MM
         cand = np.flatnonzero(band & free & in_side & in_z & (np.abs(pts[:, 0]) > 70.0))

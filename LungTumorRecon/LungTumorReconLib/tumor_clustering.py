@@ -2,6 +2,10 @@
 
 For each ``tumor`` seed:
 
+0. a seed clicked just beside a tumour (in aerated lung or its partial-volume halo, within
+   ``near_miss_mm`` of dense tissue) moves to the thickest dense blob it touches, within
+   ``blob_search_mm``: the nodule rather than the vessel beside it. A seed with no dense
+   tissue that near is refused: the user meant something else;
 1. a neighbourhood around the seed (``roi_radius_mm``, grown while the tumour reaches its
    edge), inside the lung segments when there are lungs (a seed just outside them, on a
    juxta-pleural tumour that indents the lung contour, uses each lung's per-slice convex
@@ -33,6 +37,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .coordinates import VolumeGeometry
+from .errors import InputError
 from .gk_clustering import CLUSTERING, predict_memberships
 
 OPENING_FRACTION = 0.6  # of the inscribed radius: structures thinner than 1.2·R are cut off
@@ -69,6 +74,10 @@ class TumorClusterParameters:
     # ground-glass cluster would otherwise claim, is split as a reader would split it
     half_maximum_edge: bool = True
     edge_rim_mm: float = 2.0
+    # a seed inside less than this much dense tissue is a near miss, moved onto the blob beside it
+    near_miss_depth_mm: float = 1.5
+    near_miss_mm: float = 3.5  # a near miss is this close to dense tissue, else it is refused
+    blob_search_mm: float = 15.0  # the blob's thickest point is sought this far from the click
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -221,6 +230,9 @@ def segment_tumor_at_seed(
     spacing = tuple(geometry.spacing[::-1])
     radius = params.roi_radius_mm
     use_lungs = lungs is not None and lungs.any() and _near_lungs(lungs, seed_kji, spacing, params.seed_search_mm)
+    # inside the lungs only the lungs' dense tissue is a blob to move to (not the chest wall);
+    # a seed outside them was clicked on whatever is there
+    seed_kji = snap_near_miss(hu, geometry, seed_kji, lungs if use_lungs and lungs[seed_kji] else None, params)
     # a seed just outside the lung outline (a juxta-pleural tumour indenting it): the lungs'
     # per-slice hulls, labelled once for every round of the growing neighbourhood
     lung_labels = ndi.label(lungs)[0] if use_lungs and not lungs[seed_kji] else None
@@ -265,6 +277,42 @@ def segment_tumor_at_seed(
     full_membership = np.zeros(hu.shape, dtype=np.float32)
     full_membership[box] = membership
     return TumorSegmentation(mask=mask, membership=full_membership, seed_kji=seed_kji)
+
+
+def snap_near_miss(
+    hu: np.ndarray, geometry: VolumeGeometry, seed_kji: tuple[int, int, int], lungs: np.ndarray | None,
+    params: TumorClusterParameters,
+) -> tuple[int, int, int]:
+    """Where a click meant for a tumour should start (step 0 of the module's docstring).
+
+    Dense tissue is the in-plane 3×3 mean HU at or above ``tumor_cluster_min_hu`` (ground glass
+    included), inside the lungs when there are lungs (the chest wall is not a blob to snap to).
+    A seed lying at least ``near_miss_depth_mm`` inside dense tissue stays where it is.
+
+    Raises
+    ------
+    InputError
+        When no dense tissue lies within ``near_miss_mm`` of the seed.
+    """
+    spacing = tuple(geometry.spacing[::-1])
+    box = _box(seed_kji, params.blob_search_mm + params.near_miss_mm, geometry)
+    local = tuple(c - b.start for c, b in zip(seed_kji, box))
+    mean = ndi.uniform_filter(np.clip(hu[box].astype(np.float32), -1000, 400), size=(1, 3, 3), mode="nearest")
+    dense = mean >= params.tumor_cluster_min_hu
+    if lungs is not None:
+        dense &= lungs[box]
+    depth = ndi.distance_transform_edt(dense, sampling=spacing)
+    if depth[local] >= params.near_miss_depth_mm:
+        return seed_kji
+    labels, _ = ndi.label(dense)
+    distance = _distance_from(dense.shape, local, spacing)
+    touched = np.unique(labels[(distance <= params.near_miss_mm) & dense])
+    if len(touched) == 0:
+        raise InputError(f"the tumor seed lies in aerated lung with no dense tissue within {params.near_miss_mm:g} mm:"
+                         " place it on the tumour")
+    reach = np.isin(labels, touched) & (distance <= params.blob_search_mm)
+    best = np.unravel_index(np.argmax(np.where(reach, depth, -1.0)), depth.shape)
+    return tuple(int(c + b.start) for c, b in zip(best, box))
 
 
 def lung_cavity(hu: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:

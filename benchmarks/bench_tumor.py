@@ -2,9 +2,14 @@
 
 Cases: the pyradiomics lung1 label; LIDC-IDRI-0001 against the >= 2 of 4 readers consensus
 (with each reader's own Dice against it: the human ceiling); the IBSI GTV with no lungs
-(--lungs none on the crop); synthetic cases by tumour kind. The seed is the deepest voxel
-of the reference (where a user would click). Also GK's time against scikit-fuzzy's FCM on the
-same features and iterations.
+(--lungs none on the crop); synthetic cases by tumour kind. The first tables seed at the
+deepest voxel of the reference; ``clinician_seeds`` seeds as clinicians click: ten random
+points inside the reference at least 2 mm from its edge (fixed RNG), and five near misses 1-3
+mm outside a tumour's edge, with Dice mean and minimum per case and method; ``detection``
+scores the unseeded candidates as detection is scored: the true tumour's rank per case,
+the sensitivity with at most 1, 2 and 4 false positives ranked above it, and the Dice of the
+tumour grown from the first candidate. Also GK's time against scikit-fuzzy's FCM on the same
+features and iterations.
 """
 
 from __future__ import annotations
@@ -16,11 +21,18 @@ from harness import DATA, measure, table
 from scipy import ndimage as ndi
 
 from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
+from LungTumorReconLib.errors import LungTumorReconError
 from LungTumorReconLib.evaluation import compare_masks, dice
 from LungTumorReconLib.gk_clustering import fuzzy_c_means, gustafson_kessel
 from LungTumorReconLib.lidc_annotations import read_lidc_reader_masks
 from LungTumorReconLib.lungs_snake import segment_lungs_snake
-from LungTumorReconLib.tumor_clustering import TumorClusterParameters, lung_cavity, segment_tumor_at_seed, voxel_features
+from LungTumorReconLib.tumor_clustering import (
+    TumorClusterParameters,
+    lung_cavity,
+    segment_tumor_at_seed,
+    tumor_candidates,
+    voxel_features,
+)
 
 METHODS = ("gk", "fcm", "kmeans", "gk per-slice")  # the last clusters each slice alone, as the paper
 SYNTHETIC_SEEDS = (11, 23, 37)  # three random cases of each kind: one case per kind hides failures
@@ -31,7 +43,7 @@ def _deepest(mask, spacing):
     return tuple(int(v) for v in np.unravel_index(np.argmax(d), mask.shape))
 
 
-def cases():
+def cases(synthetic_seeds=SYNTHETIC_SEEDS):
     out = []
     for name, ct_path, label, threshold, use_lungs in (
         ("lung1", DATA / "pyradiomics_lung1" / "lung1_image.nrrd", DATA / "pyradiomics_lung1" / "lung1_label.nrrd", 0.0, True),
@@ -51,7 +63,7 @@ def cases():
         out.append((name, ct.array, ct.geometry, truth, lungs))
     from LungTumorReconLib.synthetic_thorax import TUMOR_KINDS, make_thorax
 
-    for generator_seed in SYNTHETIC_SEEDS:
+    for generator_seed in synthetic_seeds:
         for kind in TUMOR_KINDS:
             case = make_thorax(size=(256, 256, 100), spacing=(1.2, 1.2, 2.5), tumors=(kind,), seed=generator_seed)
             found = segment_lungs_snake(case.ct, case.geometry)
@@ -112,5 +124,114 @@ def main() -> None:
     print(table(timing, ["clustering", "voxels", "iterations", "time (s)", "time ratio vs FCM"]))
 
 
+CLICKS = 10  # random seeds inside each reference tumour
+NEAR_MISSES = 5  # random seeds just outside it
+CLICK_TARGET = 0.75  # the minimum Dice over the clicks, on every real case
+
+
+def inside_clicks(truth: np.ndarray, spacing, rng: np.random.Generator, n: int = CLICKS, edge_mm: float = 2.0):
+    """``n`` voxels of ``truth`` at least ``edge_mm`` from its edge (the deeper half when none is)."""
+    depth = ndi.distance_transform_edt(truth, sampling=spacing)
+    pool = np.argwhere(depth >= edge_mm)
+    if len(pool) == 0:
+        pool = np.argwhere(depth >= 0.5 * depth.max())
+    return [tuple(int(v) for v in pool[i]) for i in rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
+
+
+def near_miss_clicks(truth: np.ndarray, spacing, rng: np.random.Generator, n: int = NEAR_MISSES):
+    """``n`` voxels 1-3 mm outside ``truth``'s edge, on the tumour's own slices."""
+    distance = ndi.distance_transform_edt(~truth, sampling=spacing)
+    slices = truth.any(axis=(1, 2))
+    pool = np.argwhere((distance >= 1.0) & (distance <= 3.0) & slices[:, None, None])
+    return [tuple(int(v) for v in pool[i]) for i in rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
+
+
+def clinician_seeds() -> None:
+    rows, misses = [], []
+    for name, hu, geometry, truth, lungs in cases(SYNTHETIC_SEEDS[:1]):  # one case per kind: 15 clicks each
+        spacing = tuple(geometry.spacing[::-1])
+        rng = np.random.default_rng(20261202)
+        clicks = {"inside": inside_clicks(truth, spacing, rng), "near miss": near_miss_clicks(truth, spacing, rng)}
+        truth_ml = float(truth.sum() * geometry.voxel_volume_ml)
+        for method in METHODS:
+            params = TumorClusterParameters(per_slice=method.endswith("per-slice"))
+            for where, seeds in clicks.items():
+                scores, volumes, refused, seconds = [], [], 0, []
+                for seed in seeds:
+                    t0 = time.perf_counter()
+                    try:
+                        result = segment_tumor_at_seed(hu, geometry, seed, lungs, method.split()[0], params)
+                    except LungTumorReconError:
+                        refused += 1
+                        continue
+                    finally:
+                        seconds.append(time.perf_counter() - t0)
+                    scores.append(dice(result.mask, truth))
+                    volumes.append(float(result.mask.sum() * geometry.voxel_volume_ml))
+                row = {"case": name, "method": method, "seeds": f"{len(seeds)} {where}", "refused": refused,
+                       "reference (mL)": truth_ml, "time (s)": float(np.mean(seconds))}
+                if scores:
+                    row.update({"mean Dice": float(np.mean(scores)), "min Dice": float(np.min(scores)),
+                                "empty": sum(v == 0 for v in volumes), "largest (mL)": float(np.max(volumes))})
+                rows.append(row)
+                real = not name.startswith("synthetic")
+                if real and where == "inside" and method == "gk" and scores and min(scores) < CLICK_TARGET:
+                    misses.append(f"{name}: min Dice {min(scores):.3f}")
+    print("\n## Tumour: seeds as clinicians click (random points inside the reference, >= 2 mm from its edge; "
+          "near misses 1-3 mm outside it)\n")
+    print(table(rows, ["case", "method", "seeds", "mean Dice", "min Dice", "refused", "empty", "largest (mL)",
+                       "reference (mL)", "time (s)"]))
+    print(f"\nTarget: min Dice >= {CLICK_TARGET} over the inside clicks on every real case (gk, the default). "
+          "Missed: " + ("; ".join(misses) if misses else "none"))
+
+
+FP_LEVELS = (1, 2, 4)  # false positives per scan
+UNSEEDED_TARGET = 0.70  # Dice from the first candidate, on every real case
+
+
+def detection() -> None:
+    rows = []
+    for name, hu, geometry, truth, lungs in cases():
+        if name.startswith("IBSI"):  # unseeded, the pipeline searches the lungs it found
+            name = "IBSI GTV (snake lungs)"
+            found = segment_lungs_snake(hu, geometry)
+            lungs = found.get("right lung", np.zeros(hu.shape, bool)) | found.get("left lung", np.zeros(hu.shape, bool))
+        t0 = time.perf_counter()
+        candidates = tumor_candidates(hu, geometry, lungs)
+        seconds = time.perf_counter() - t0
+        hits = [bool(truth[c.centroid_kji]) for c in candidates]
+        rank = hits.index(True) + 1 if any(hits) else None
+        row = {"case": name, "candidates": len(candidates), "rank of the tumour": rank or "not found",
+               "false positives above it": (rank - 1) if rank else None, "time (s)": seconds}
+        if candidates:
+            result = segment_tumor_at_seed(hu, geometry, candidates[0].centroid_kji, lungs, "gk")
+            row["unseeded Dice"] = dice(result.mask, truth)
+        rows.append(row)
+    print("\n## Tumour: unseeded candidates, scored as detection (one tumour per case; a candidate is a hit "
+          "when its centre lies in the reference)\n")
+    print(table(rows, ["case", "candidates", "rank of the tumour", "false positives above it", "unseeded Dice",
+                       "time (s)"]))
+    groups = {"real": [r for r in rows if not r["case"].startswith("synthetic")]}
+    for r in rows:
+        if r["case"].startswith("synthetic"):
+            groups.setdefault(r["case"].split(" #")[0], []).append(r)
+    summary = []
+    for group, members in groups.items():
+        entry = {"cases": group, "n": len(members)}
+        for level in FP_LEVELS:
+            found = [r for r in members if r["false positives above it"] is not None and r["false positives above it"] <= level]
+            entry[f"sensitivity at {level} FP/scan"] = len(found) / len(members)
+        entry["ranked first"] = sum(r["rank of the tumour"] == 1 for r in members) / len(members)
+        summary.append(entry)
+    print("\n### Sensitivity with at most 1, 2 and 4 false positives per scan ranked above the tumour\n")
+    print(table(summary, ["cases", "n", "ranked first", *(f"sensitivity at {lv} FP/scan" for lv in FP_LEVELS)]))
+    misses = [f"{r['case']}: rank {r['rank of the tumour']}, unseeded Dice {r.get('unseeded Dice', 0.0):.3f}"
+              for r in groups["real"] if r["rank of the tumour"] != 1 or r.get("unseeded Dice", 0.0) < UNSEEDED_TARGET]
+    print(f"\nTarget: the tumour ranked first and unseeded Dice >= {UNSEEDED_TARGET} on every real case. Missed: "
+          + ("; ".join(misses) if misses else "none"))
+
+
 if __name__ == "__main__":
     main()
+    clinician_seeds()
+    detection()

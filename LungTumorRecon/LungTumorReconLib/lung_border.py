@@ -37,10 +37,10 @@ from .seeds_io import RIGHT_LUNG
 
 @dataclass(frozen=True)
 class PleuralBridgeParameters:
-    ball_radius_mm: float = 40.0  # bridges the bite of a mass 60 mm across with its wall-side rim
+    ball_radius_mm: float = 40.0  # well above a mass's radius, so the rim against the pleura fills too
     grid_mm: float = 2.5  # the closing runs on a grid about this coarse
     soft_tissue_hu: tuple[float, float] = (-600.0, 300.0)  # added voxels: partial volume to soft tissue
-    min_thickness_mm: float = 4.0  # a kept component holds a ball of this radius... roughly
+    min_thickness_mm: float = 4.0  # kept components are this thick (in-plane distance to their edge)
     medial_margin_mm: float = 5.0  # components centred this far medial of the lung's centre are not lung
     end_margin_mm: float = 8.0  # components this near the lung's apex or base (inside the volume) are not lung
     min_lung_share: float = 0.5  # the share of a component with lung below it, and with lung towards the lung's centre

@@ -297,6 +297,27 @@ def test_a_tumour_seed_outside_the_lungs_is_refused(tmp_path, capsys):
     assert "outside the lungs" in message and "mediastinum.mrk.json" in message
 
 
+def test_a_tumour_seed_in_empty_lung_is_refused(tmp_path, capsys):
+    """A click in aerated lung with no dense tissue within 3.5 mm: one error line, nothing written."""
+    from scipy import ndimage as ndi
+
+    from LungTumorReconLib.cli import SAMPLE_CT
+    from LungTumorReconLib.ct_io import read_ct
+    from LungTumorReconLib.lungs_threshold import segment_lungs_threshold
+
+    ct = read_ct(SAMPLE_CT)
+    lungs = segment_lungs_threshold(ct.array, ct.geometry)["right lung"]
+    dense = (ndi.uniform_filter(ct.array.astype(np.float32), size=(1, 3, 3)) >= -650) & lungs
+    far = ndi.distance_transform_edt(~dense, sampling=ct.geometry.spacing[::-1]) > 10.0
+    deep = ndi.distance_transform_edt(lungs, sampling=ct.geometry.spacing[::-1]) > 15.0
+    kji = np.argwhere(far & deep & lungs)[0]
+    seeds = tmp_path / "empty-lung.mrk.json"
+    seeds.write_text(json.dumps({"markups": [{"coordinateSystem": "LPS", "controlPoints": [
+        {"label": "tumor", "position": [float(v) for v in ct.geometry.kji_to_lps(kji)]}]}]}))
+    message = _bad(tmp_path, capsys, "run", SAMPLE_CT, "--seeds", seeds, "--lungs", "threshold")
+    assert "tumor seed at LPS" in message and "no dense tissue within 3.5 mm: place it on the tumour" in message
+
+
 @pytest.fixture
 def world_tmp():
     """A folder every user can enter (pytest's own tmp folders are private to root)."""

@@ -113,14 +113,14 @@ def _ensureRequirements(requirements: list[str]) -> None:
     upgrade or replace Slicer's own packages. A decline raises UnavailableError."""
     if not requirements:
         return
-    packaging = _slicerPackaging()
-    if packaging is not None:  # checks versions, asks the user, installs the missing
+    slicerPackaging = _slicerPackaging()
+    if slicerPackaging is not None:  # checks versions, asks the user, installs the missing
         from packaging.requirements import Requirement
 
         try:
             # also in testing mode: the self-test needs the packages it runs
-            packaging.pip_ensure([Requirement(r) for r in requirements], requester="LungTumorRecon",
-                                 skip_in_testing=False)
+            slicerPackaging.pip_ensure([Requirement(r) for r in requirements], requester="LungTumorRecon",
+                                       skip_in_testing=False)
         except RuntimeError as exc:  # the user declined
             raise UnavailableError(f"not installed: {', '.join(requirements)}") from exc
         return

@@ -146,7 +146,8 @@ def _lung_like_components(candidate, coarse_lung, name, geometry, box, factor, s
         return geometry.kji_to_lps(fine)
 
     centres = to_lps(np.asarray(ndi.center_of_mass(candidate, labels, index)).reshape(n, 3))
-    lung_centre = to_lps(np.asarray(ndi.center_of_mass(coarse_lung)))
+    lung_centre_kji = np.asarray(ndi.center_of_mass(coarse_lung))
+    lung_centre = to_lps(lung_centre_kji)
     lateral = -1.0 if name == RIGHT_LUNG else 1.0  # patient right is LPS -x
     lateral_offset = (centres[:, 0] - lung_centre[0]) * lateral
 
@@ -157,7 +158,6 @@ def _lung_like_components(candidate, coarse_lung, name, geometry, box, factor, s
     last_open = box[0].start + (last + 1) * factor[0] < geometry.shape_kji[0]
     reach = int(np.ceil(params.ball_radius_mm / sampling[0]))
     in_plane_reach = int(np.ceil(params.ball_radius_mm / min(sampling[1:])))
-    lung_centre_kji = np.asarray(ndi.center_of_mass(coarse_lung))
     inferior_is_low_k = geometry.direction_matrix[2, 2] > 0  # LPS z grows towards the head
     keep = np.zeros(n + 1, dtype=bool)
     for m, objects in enumerate(ndi.find_objects(labels)):

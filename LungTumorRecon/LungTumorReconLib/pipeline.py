@@ -417,14 +417,14 @@ def _cluster_tumours(
     union = np.zeros(ct.array.shape, dtype=bool)
     heterogeneity = np.zeros(ct.array.shape, dtype=np.float32)
     for kji in starts:
+        x, y, z = g.kji_to_lps(np.array(kji))
+        where = f"LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm"
         try:
             result = segment_tumor_at_seed(ct.array, g, kji, region, method, params)
         except InputError as exc:
-            x, y, z = g.kji_to_lps(np.array(kji))
-            raise InputError(f"tumor seed at LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm: {exc}") from None
+            raise InputError(f"tumor seed at {where}: {exc}") from None
         if not result.mask.any():
-            x, y, z = g.kji_to_lps(np.array(kji))
-            ct.warnings.append(f"no tumour found near the seed at LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm")
+            ct.warnings.append(f"no tumour found near the seed at {where}")
         union |= result.mask
         np.maximum(heterogeneity, result.membership, out=heterogeneity)
     return union, heterogeneity, listed, params

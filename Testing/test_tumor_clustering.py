@@ -88,6 +88,47 @@ def test_blurred_sphere_volume_at_half_maximum():
     assert dice(result.mask, sphere) >= 0.9
 
 
+def _blurred_scene(solid: np.ndarray, spacing_kji, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    hu = np.where(solid, 40.0, -850.0)
+    hu = ndi.gaussian_filter(hu, sigma=[1.0 / s for s in spacing_kji]) + rng.normal(0, 15, solid.shape)
+    return hu.astype(np.float32)
+
+
+def test_a_vessel_as_thick_as_the_tumour_is_left_out():
+    """A 9 mm radius nodule with a 5 mm radius vessel running past it, touching it (too thick
+    for the opening to cut): the vessel's lobe is a tube at its centre, the nodule's a blob."""
+    from LungTumorReconLib.coordinates import VolumeGeometry
+
+    spacing = (1.0, 1.0, 1.0)
+    shape = (70, 60, 60)
+    g = VolumeGeometry(size=shape[::-1], spacing=spacing, origin=(0.0, 0.0, 0.0))
+    kk, jj, ii = np.indices(shape).astype(float)
+    nodule = (kk - 35) ** 2 + (jj - 30) ** 2 + (ii - 24) ** 2 <= 9.0**2
+    vessel = (jj - 30) ** 2 + (ii - 37) ** 2 <= 5.0**2  # along k, 13 mm from the nodule's centre
+    hu = _blurred_scene(nodule | vessel, (1.0, 1.0, 1.0))
+    lungs = np.ones(shape, bool)
+    result = segment_tumor_at_seed(hu, g, (35, 30, 24), lungs, "gk")
+    assert dice(result.mask, nodule) >= 0.85
+    assert (result.mask & vessel & ~nodule).sum() < 0.1 * nodule.sum()
+    kept = segment_tumor_at_seed(hu, g, (35, 30, 24), lungs, "gk", TumorClusterParameters(drop_tubular_lobes=False))
+    assert (kept.mask & vessel & ~nodule).sum() > 0.1 * nodule.sum()  # without the rule it comes along
+
+
+def test_a_lobulated_tumour_keeps_its_lobes():
+    """Two overlapping balls (9 and 7 mm radius): the second lobe is a blob, not a vessel."""
+    from LungTumorReconLib.coordinates import VolumeGeometry
+
+    shape = (50, 60, 60)
+    g = VolumeGeometry(size=shape[::-1], spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
+    kk, jj, ii = np.indices(shape).astype(float)
+    tumour = ((kk - 25) ** 2 + (jj - 30) ** 2 + (ii - 24) ** 2 <= 81) | (
+        (kk - 25) ** 2 + (jj - 30) ** 2 + (ii - 37) ** 2 <= 49)
+    hu = _blurred_scene(tumour, (1.0, 1.0, 1.0))
+    result = segment_tumor_at_seed(hu, g, (25, 30, 24), np.ones(shape, bool), "gk")
+    assert dice(result.mask, tumour) >= 0.9
+
+
 def test_per_slice_clustering_also_finds_the_mass(lidc):
     ct, lungs, truth = lidc
     params = TumorClusterParameters(per_slice=True)

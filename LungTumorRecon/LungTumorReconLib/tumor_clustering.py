@@ -19,9 +19,10 @@ For each ``tumor`` seed:
    neighbourhood and only their centres are compared with a level, not every voxel;
 4. the tumour is the connected region of voxels whose tumour-like membership exceeds 0.5
    that holds the seed (or lies nearest to it); its partial-volume rim is split at half
-   maximum, halfway between the lung's HU and the tissue's just inside; vessels touching it
-   are cut off by an opening scaled to the tumour, and what the opening shaved off the
-   tumour's own border (lobulations) is given back where a finer opening keeps it;
+   maximum, halfway between the lung's HU and the tissue's just inside; vessels as thick as
+   the tumour are dropped as lobes whose centre is a tube (:mod:`tubular_lobes`), thinner
+   vessels touching it are cut off by an opening scaled to the tumour, and what the opening
+   shaved off the tumour's own border (lobulations) is given back where a finer opening keeps it;
 5. holes are filled.
 
 The tumour-like membership over the neighbourhood is kept as a "heterogeneity map".
@@ -39,6 +40,7 @@ from scipy import ndimage as ndi
 from .coordinates import VolumeGeometry
 from .errors import InputError
 from .gk_clustering import CLUSTERING, predict_memberships
+from .tubular_lobes import tubular_lobes
 
 OPENING_FRACTION = 0.6  # of the inscribed radius: structures thinner than 1.2·R are cut off
 # what the opening shaved off is given back where an opening this much finer keeps it:
@@ -78,6 +80,10 @@ class TumorClusterParameters:
     near_miss_depth_mm: float = 1.5
     near_miss_mm: float = 3.5  # a near miss is this close to dense tissue, else it is refused
     blob_search_mm: float = 15.0  # the blob's thickest point is sought this far from the click
+    # lobes of the grown component (h-maxima of its distance map, this much deeper than their
+    # saddle) whose centre is a tube, not a blob, are vessels as thick as the tumour: dropped
+    drop_tubular_lobes: bool = True
+    lobe_depth_mm: float = 1.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -211,6 +217,14 @@ def _separate_vessels(component: np.ndarray, seed: tuple[int, int, int], spacing
     return labels == labels[tuple(np.argwhere(core)[0])]
 
 
+def _without_tubular_lobes(component, hu, seed, spacing, params: TumorClusterParameters) -> np.ndarray:
+    """The component less its tubular lobes (:mod:`tubular_lobes`), the part holding the seed."""
+    kept = component & ~tubular_lobes(component, hu, seed, spacing, params.lobe_depth_mm)
+    labels, _ = ndi.label(kept)
+    lab = _nearest_label(labels, seed, spacing, params.seed_search_mm)
+    return labels == lab if lab else component
+
+
 def _distance_from(shape, centre, spacing) -> np.ndarray:
     """Each voxel's distance (mm) from the voxel ``centre``."""
     grid = np.ogrid[tuple(slice(0, n) for n in shape)]
@@ -263,6 +277,8 @@ def segment_tumor_at_seed(
         component = labels == lab if lab else np.zeros_like(dense)
         if component.any() and params.half_maximum_edge:
             component = _half_maximum_edge(component, hu[box], background_hu, local_seed, spacing, params)
+        if component.any() and params.drop_tubular_lobes:
+            component = _without_tubular_lobes(component, hu[box], local_seed, spacing, params)
         if component.any():
             component = _separate_vessels(component, local_seed, spacing)
         # a tumour (vessels cut off) that reaches the neighbourhood's edge needs a larger one

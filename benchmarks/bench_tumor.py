@@ -36,8 +36,9 @@ from LungTumorReconLib.tumor_clustering import (
 
 METHODS = ("gk", "fcm", "kmeans", "gk per-slice")  # the last clusters each slice alone, as the paper
 SYNTHETIC_SEEDS = (11, 23, 37)  # three random cases of each kind: one case per kind hides failures
-# held out: never looked at while the methods and parameters were chosen (seeds 11-37 were)
-VALIDATION_SEEDS = (101, 211, 307)
+# the validation split: not looked at while the methods' parameters were set on seeds 11-37;
+# it chose the default method and the maximum-membership rule, the real cases confirm
+VALIDATION_SEEDS = (101, 211, 307, 401, 503, 601)
 
 
 def _deepest(mask, spacing):
@@ -96,7 +97,7 @@ def main() -> None:
     def split(seeds):
         return [r for r in rows if r["case"].startswith("synthetic") and int(r["case"].split("#")[1]) in seeds]
 
-    for title, seeds in (("development, tuned on", SYNTHETIC_SEEDS), ("validation, held out", VALIDATION_SEEDS)):
+    for title, seeds in (("development, tuned on", SYNTHETIC_SEEDS), ("validation, chose the default", VALIDATION_SEEDS)):
         summary = []
         part = split(seeds)
         for kind in sorted({r["case"].split(" #")[0] for r in part}):
@@ -116,7 +117,7 @@ def main() -> None:
             row[f"{label} mean"], row[f"{label} min"] = float(np.mean(d)), float(np.min(d))
         choice.append(row)
     print("\n## Choosing the default: each method's Dice on the development split (where parameters were set), "
-          "the held-out validation split (which chooses), and the three real cases (which confirm)\n")
+          "the validation split (which chooses: highest mean), and the three real cases (which confirm)\n")
     print(table(choice, ["method", "development mean", "development min", "validation mean", "validation min",
                          "real mean", "real min"]))
 

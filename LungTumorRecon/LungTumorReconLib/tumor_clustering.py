@@ -17,7 +17,8 @@ For each ``tumor`` seed:
    ``tumor_cluster_min_hu`` are tumour-like, so ground-glass and solid parts both count while
    a parenchyma split by its texture does not: clusters are formed in the seed's
    neighbourhood and only their centres are compared with a level, not every voxel;
-4. the tumour is the connected region of voxels whose tumour-like membership exceeds 0.5
+4. the tumour is the connected region of voxels whose tumour-like membership exceeds that
+   of each other cluster (maximum membership, the tumour-like clusters taken as one class)
    that holds the seed (or lies nearest to it); its partial-volume rim is split at half
    maximum, halfway between the lung's HU and the tissue's just inside; vessels as thick as
    the tumour are dropped as lobes whose centre is a tube (:mod:`tubular_lobes`), thinner
@@ -58,7 +59,9 @@ class TumorClusterParameters:
     roi_radius_mm: float = 30.0
     max_roi_radius_mm: float = 80.0
     texture_window_mm: float = 2.0
-    membership_threshold: float = 0.5
+    # a voxel is tumour where its tumour-like membership (summed over the tumour-like
+    # clusters) exceeds that of every other cluster: maximum-membership defuzzification with
+    # the tumour-like clusters as one class (with two clusters: membership above 0.5)
     # clusters whose centre is denser than this are tumour-like (ground glass from about
     # −650 HU up, solid); lighter ones are aerated lung, however the texture splits it
     tumor_cluster_min_hu: float = -650.0
@@ -117,12 +120,14 @@ def voxel_features(hu: np.ndarray, spacing_kji: tuple[float, float, float], wind
 
 def _cluster(
     features: np.ndarray, method: str, params: TumorClusterParameters, at_seed: np.ndarray | None = None
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Tumour-like membership of each row of ``features`` (the summed membership of the
-    clusters denser than ``tumor_cluster_min_hu``), and the HU of the lightest cluster's
-    centre (the aerated lung around the tumour)."""
+    clusters denser than ``tumor_cluster_min_hu``), whether it exceeds the membership of each
+    other cluster (the row is tumour), and the HU of the lightest cluster's centre (the aerated
+    lung around the tumour)."""
     if len(features) < 4 * params.n_clusters:
-        return (features[:, 0] > -500).astype(np.float32), -850.0
+        dense = features[:, 0] > -500
+        return dense.astype(np.float32), dense, -850.0
     z = (features - features.mean(axis=0)) / np.maximum(features.std(axis=0), 1e-6)
     fn = CLUSTERING[method]
     extra = {"gamma": params.gk_gamma} if method == "gk" else {}
@@ -144,7 +149,9 @@ def _cluster(
             tumour_like[own] = True
     if not tumour_like.any():
         tumour_like = hu_of_center == hu_of_center.max()
-    return memberships[tumour_like].sum(axis=0).astype(np.float32), float(hu_of_center.min())
+    tumour = memberships[tumour_like].sum(axis=0)
+    rival = memberships[~tumour_like].max(axis=0) if not tumour_like.all() else np.zeros_like(tumour)
+    return tumour.astype(np.float32), tumour > rival, float(hu_of_center.min())
 
 
 def _half_maximum_edge(
@@ -261,17 +268,18 @@ def segment_tumor_at_seed(
             domain = np.ones(tuple(b.stop - b.start for b in box), dtype=bool)
         feats = voxel_features(hu[box], spacing, params.texture_window_mm)
         membership = np.zeros(domain.shape, dtype=np.float32)
+        dense = np.zeros(domain.shape, dtype=bool)
         if params.per_slice:
             backgrounds = []
             for k in range(domain.shape[0]):
                 if domain[k].sum() >= 4 * params.n_clusters:
-                    membership[k][domain[k]], b = _cluster(feats[k][domain[k]], method, params)
+                    membership[k][domain[k]], dense[k][domain[k]], b = _cluster(feats[k][domain[k]], method, params)
                     backgrounds.append(b)
             background_hu = float(np.median(backgrounds)) if backgrounds else -850.0
         else:
             near_seed = _distance_from(domain.shape, local_seed, spacing) <= params.seed_radius_mm
-            membership[domain], background_hu = _cluster(feats[domain], method, params, near_seed[domain])
-        dense = (membership > params.membership_threshold) & domain
+            membership[domain], dense[domain], background_hu = _cluster(feats[domain], method, params,
+                                                                        near_seed[domain])
         labels, _ = ndi.label(dense)
         lab = _nearest_label(labels, local_seed, spacing, params.seed_search_mm)
         component = labels == lab if lab else np.zeros_like(dense)

@@ -38,12 +38,19 @@ app: install
 test: install
 	$(PY) -m pytest -q
 
+# Each script's tables go to out/bench/NN-name.md under a line naming the commit it ran at;
+# docs/results.md is then written from them whole.
+BENCH_SCRIPTS := 1-lungs:bench_lungs 2-tumor:bench_tumor 3-recon:bench_recon 4-deep-tumor:bench_deep_tumor 5-memory:bench_memory
+
 bench: install
-	$(PY) benchmarks/bench_lungs.py
-	$(PY) benchmarks/bench_tumor.py
-	$(PY) benchmarks/bench_recon.py
-	$(PY) benchmarks/bench_deep_tumor.py
-	$(PY) benchmarks/bench_memory.py
+	@mkdir -p out/bench
+	@set -o pipefail; for pair in $(BENCH_SCRIPTS); do \
+	  section=$${pair%%:*}; script=$${pair##*:}; \
+	  { echo "_Ran at commit $$(git rev-parse --short HEAD 2>/dev/null || echo unknown), $$(date -u +%F), \`benchmarks/$$script.py\`._"; echo; \
+	    $(PY) -u benchmarks/$$script.py; } | tee out/bench/$$section.md.part || exit 1; \
+	  mv out/bench/$$section.md.part out/bench/$$section.md; \
+	done
+	$(PY) benchmarks/write_results.py out/bench docs/results.md
 
 clean:
 	rm -rf out .pytest_cache

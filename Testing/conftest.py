@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("LTR_DATA", REPO.parent / "shared" / "data"))
 sys.path.insert(0, str(REPO / "LungTumorRecon"))
+sys.path.insert(0, str(REPO))  # LungTumorReconDev: synthetic cases and dataset readers
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 from LungTumorReconLib.ct_io import read_ct, write_image  # noqa: E402

@@ -14,7 +14,7 @@ from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.evaluation import compare_masks
 from LungTumorReconLib.model_registry import build_network, load_model, load_weights, registry
 from LungTumorReconLib.networks.recurrent_dense_unet import ConvLSTM2d, RecurrentDenseUNet, RecurrentDenseUNetConfig
-from LungTumorReconLib.tumor_datasets import read_real_case
+from LungTumorReconDev.tumor_datasets import read_real_case
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -121,7 +121,7 @@ def test_cli_tumor_dense_highres3dnet(tmp_path, data):
     from conftest import run_cli
 
     from LungTumorReconLib.seeds_io import Seed, seeds_to_markups_json
-    from LungTumorReconLib.tumor_datasets import read_real_case
+    from LungTumorReconDev.tumor_datasets import read_real_case
 
     case = read_real_case("LIDC-IDRI-0001", data)
     seeds = tmp_path / "seeds.mrk.json"

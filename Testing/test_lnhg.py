@@ -169,7 +169,7 @@ def test_pipeline_lnhg_fuses_and_returns_the_heterogeneity_image(tmp_path, data)
     from LungTumorReconLib.evaluation import dice
     from LungTumorReconLib.pipeline import PipelineOptions, run_pipeline
     from LungTumorReconLib.seeds_io import Seed, seeds_to_markups_json
-    from LungTumorReconLib.tumor_datasets import read_real_case
+    from LungTumorReconDev.tumor_datasets import read_real_case
 
     case = read_real_case("LIDC-IDRI-0001", data)
     seeds = tmp_path / "seeds.mrk.json"

@@ -13,7 +13,7 @@ from LungTumorReconLib.lung_air import LungAirParameters
 from LungTumorReconLib.lung_border import PleuralBridgeParameters, bridge_pleural_indentations
 from LungTumorReconLib.lungs_snake import SnakeLungParameters, segment_lungs_snake
 from LungTumorReconLib.lungs_threshold import segment_lungs_threshold
-from LungTumorReconLib.synthetic_thorax import make_thorax
+from LungTumorReconDev.synthetic_thorax import make_thorax
 
 LUNGS = ("right lung", "left lung")
 

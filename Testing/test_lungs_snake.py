@@ -115,7 +115,7 @@ def test_synthetic_thorax_lungs_against_exact_truth(touch):
     """Synthetic truth: Dice >= 0.97 per lung, touching lungs kept apart, airways outside."""
     from scipy import ndimage as ndi
 
-    from LungTumorReconLib.synthetic_thorax import make_thorax
+    from LungTumorReconDev.synthetic_thorax import make_thorax
 
     case = make_thorax(size=(160, 160, 70), spacing=(2.0, 2.0, 4.0), tumors=("solid",), seed=4, lungs_touch=touch)
     if touch:  # the generator really makes them touch

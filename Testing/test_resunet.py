@@ -120,7 +120,7 @@ def test_paper_scores_from_the_confusion_matrix():
 @pytest.fixture(scope="module")
 def thorax():
     """A synthetic chest no ResUNet trained on (generator seed 7), with exact lung and tumour truth."""
-    from LungTumorReconLib.synthetic_thorax import make_thorax
+    from LungTumorReconDev.synthetic_thorax import make_thorax
 
     return make_thorax(size=(224, 224, 60), spacing=(1.4, 1.4, 3.0), tumors=("solid", "juxta-pleural"), seed=7)
 
@@ -147,7 +147,7 @@ def test_organ_stage_segments_both_lungs_of_an_unseen_chest(thorax):
 
 def test_tumour_stage_from_a_seed_on_unseen_data(thorax, data):
     from LungTumorReconLib.deep_tumor import segment_tumor_deep
-    from LungTumorReconLib.tumor_datasets import read_real_case
+    from LungTumorReconDev.tumor_datasets import read_real_case
 
     from scipy import ndimage as ndi
 

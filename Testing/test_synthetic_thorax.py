@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from LungTumorReconLib.synthetic_thorax import CARINA_LPS, TUMOR_KINDS, make_thorax
+from LungTumorReconDev.synthetic_thorax import CARINA_LPS, TUMOR_KINDS, make_thorax
 
 REQUIRED_LABELS = ("right lung", "left lung", "tumor", "airways", "body")
 

@@ -44,7 +44,7 @@ def test_candidates_rank_the_real_mass_first(lidc):
 
 @pytest.mark.parametrize("kind", ["solid", "ground-glass", "juxta-pleural", "juxta-vascular"])
 def test_synthetic_tumour_kinds(kind):
-    from LungTumorReconLib.synthetic_thorax import make_thorax
+    from LungTumorReconDev.synthetic_thorax import make_thorax
 
     case = make_thorax(size=(256, 256, 100), spacing=(1.2, 1.2, 2.5), tumors=(kind,), seed=11)
     lungs = segment_lungs_snake(case.ct, case.geometry)
@@ -171,7 +171,7 @@ def test_cli_default_is_gk_from_the_seed(tmp_path, small_case):
 def test_lidc_reader_contours_rebuild_the_vote_map(data):
     import SimpleITK as sitk
 
-    from LungTumorReconLib.lidc_annotations import read_lidc_reader_masks
+    from LungTumorReconDev.lidc_annotations import read_lidc_reader_masks
 
     folder = data / "lidc_idri_0001"
     ct = read_ct(folder / "dicom")
@@ -195,7 +195,7 @@ def test_ibsi_mass_with_no_lungs_stays_in_the_lung_cavity(data):
 
 @pytest.fixture(scope="module")
 def solid_case():
-    from LungTumorReconLib.synthetic_thorax import make_thorax
+    from LungTumorReconDev.synthetic_thorax import make_thorax
 
     case = make_thorax(size=(256, 256, 100), spacing=(1.2, 1.2, 2.5), tumors=("solid",), seed=23)
     lungs = segment_lungs_snake(case.ct, case.geometry)

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
 from LungTumorReconLib.errors import InputError
-from LungTumorReconLib.tumor_datasets import (
+from LungTumorReconDev.tumor_datasets import (
     find_rtstruct,
     read_lidc_case,
     read_msd_patches,

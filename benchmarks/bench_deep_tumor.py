@@ -30,7 +30,7 @@ from LungTumorReconLib.evaluation import compare_masks, confusion_scores, detect
 from LungTumorReconLib.lnhg import region_segmenter
 from LungTumorReconLib.lungs_resunet import LUNG_MODEL, segment_lungs_resunet
 from LungTumorReconLib.model_registry import load_model, registry
-from LungTumorReconLib.synthetic_thorax import TUMOR_KINDS
+from LungTumorReconDev.synthetic_thorax import TUMOR_KINDS
 from LungTumorReconLib.tumor_clustering import TumorClusterParameters, segment_tumor_at_seed
 
 REAL_NAME = {"lung1": "lung1", "LIDC-0001 (>=2 readers)": "LIDC-IDRI-0001"}  # bench case -> training name
@@ -213,7 +213,7 @@ def main() -> None:
     unseeded(all_cases, deep, models, lnhg, available)
 
     print("\n## Models: parameters, and an unseeded run over the lungs of a 512 x 512 x 100 CT (2 CPU cores)\n")
-    from LungTumorReconLib.synthetic_thorax import make_thorax
+    from LungTumorReconDev.synthetic_thorax import make_thorax
 
     big = make_thorax(size=(512, 512, 100), spacing=(0.7, 0.7, 3.0), tumors=("solid", "juxta-pleural"), seed=9001)
     lungs = big.labels["right lung"] | big.labels["left lung"]

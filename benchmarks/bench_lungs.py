@@ -67,7 +67,7 @@ QUICK = "--quick" in sys.argv  # smaller synthetic cases, for a fast look
 
 
 def synthetic_cases():
-    from LungTumorReconLib.synthetic_thorax import make_thorax
+    from LungTumorReconDev.synthetic_thorax import make_thorax
 
     specs = [
         dict(size=(256, 256, 80), spacing=(1.4, 1.4, 4.0), tumors=("solid", "juxta-pleural"), seed=1),
@@ -203,7 +203,7 @@ def peers() -> None:
 
 
 def large_volume() -> None:
-    from LungTumorReconLib.synthetic_thorax import make_thorax
+    from LungTumorReconDev.synthetic_thorax import make_thorax
 
     case = make_thorax(size=(512, 512, 150), spacing=(0.7, 0.7, 2.0), tumors=("solid",), seed=5)
     rows = []
@@ -237,7 +237,7 @@ def _union(masks: dict[str, np.ndarray], shape) -> np.ndarray:
 
 def pleural_cases():
     """(name, hu, geometry, tumour mask, true lungs or None, held out)."""
-    from LungTumorReconLib.synthetic_thorax import make_thorax
+    from LungTumorReconDev.synthetic_thorax import make_thorax
 
     cases = []
     specs = [("juxta-pleural", s) for s in PLEURAL_SEEDS["juxta-pleural"]] + \

@@ -29,7 +29,7 @@ from LungTumorReconLib import memory_budget
 from LungTumorReconLib.coordinates import VolumeGeometry
 from LungTumorReconLib.ct_io import write_image
 from LungTumorReconLib.seeds_io import Seed, seeds_to_markups_json
-from LungTumorReconLib.synthetic_thorax import make_thorax
+from LungTumorReconDev.synthetic_thorax import make_thorax
 
 LIMIT_GB = 8.0
 # name -> run options; seeded unless marked. Every --lungs, --tumor and --recon method appears.

@@ -19,8 +19,8 @@ from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
 from LungTumorReconLib.evaluation import compare_masks
 from LungTumorReconLib.surface_marching_cubes import surface_to_mask
 from LungTumorReconLib.surface_reconstruction import RECONSTRUCTIONS
-from LungTumorReconLib.synthetic_thorax import FREE_TUMOR_KINDS
-from LungTumorReconLib.thick_slice_cases import decimate_label, synthetic_thick_case
+from LungTumorReconDev.synthetic_thorax import FREE_TUMOR_KINDS
+from LungTumorReconDev.thick_slice_cases import decimate_label, synthetic_thick_case
 
 BENCH_SEEDS = (9001, 9002)  # training uses seeds below 9000
 

@@ -24,7 +24,7 @@ from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
 from LungTumorReconLib.errors import LungTumorReconError
 from LungTumorReconLib.evaluation import compare_masks, dice
 from LungTumorReconLib.gk_clustering import fuzzy_c_means, gustafson_kessel
-from LungTumorReconLib.lidc_annotations import read_lidc_reader_masks
+from LungTumorReconDev.lidc_annotations import read_lidc_reader_masks
 from LungTumorReconLib.lungs_snake import segment_lungs_snake
 from LungTumorReconLib.tumor_clustering import (
     TumorClusterParameters,
@@ -64,7 +64,7 @@ def cases(synthetic_seeds=SYNTHETIC_SEEDS, real: bool = True):
             for m in found.values():
                 lungs |= m
         out.append((name, ct.array, ct.geometry, truth, lungs))
-    from LungTumorReconLib.synthetic_thorax import TUMOR_KINDS, make_thorax
+    from LungTumorReconDev.synthetic_thorax import TUMOR_KINDS, make_thorax
 
     for generator_seed in synthetic_seeds:
         for kind in TUMOR_KINDS:

@@ -27,7 +27,7 @@ import SimpleITK as sitk
 from harness import DATA, table
 from scipy import ndimage as ndi
 
-from LungTumorReconLib.synthetic_thorax import make_thorax
+from LungTumorReconDev.synthetic_thorax import make_thorax
 
 PERCENTILES = (5, 25, 50, 75, 95)
 COLUMNS = ["case", "region", "voxels", "p5", "p25", "p50", "p75", "p95", "local_sd", "diff_sd", "truth_sd"]

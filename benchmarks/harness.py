@@ -11,6 +11,7 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO / "LungTumorRecon"))
+sys.path.insert(0, str(REPO))  # LungTumorReconDev: synthetic cases and dataset readers
 
 
 def measure(fn: Callable[[], Any], trace: bool = True) -> tuple[Any, float, float | None]:

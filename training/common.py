@@ -21,6 +21,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO / "LungTumorRecon"))
+sys.path.insert(0, str(REPO))  # LungTumorReconDev: synthetic cases and dataset readers
 
 
 def seed_everything(seed: int) -> None:

@@ -33,8 +33,8 @@ from common import (
 )
 
 from LungTumorReconLib.deep_tumor import model_grid_image, to_model_grid
-from LungTumorReconLib.synthetic_thorax import TUMOR_KINDS
-from LungTumorReconLib.tumor_datasets import TRAINABLE_REAL_CASES, TumorCase, read_real_case, synthetic_tumor_case
+from LungTumorReconDev.synthetic_thorax import TUMOR_KINDS
+from LungTumorReconDev.tumor_datasets import TRAINABLE_REAL_CASES, TumorCase, read_real_case, synthetic_tumor_case
 
 
 FIRST_SYNTHETIC_SEED = 100  # make bench's tumour cases use generator seeds 11, 23, 37 (and 9001+)

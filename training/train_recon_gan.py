@@ -42,8 +42,8 @@ from common import (
 
 from LungTumorReconLib.networks.slice_lstm_gan import SliceLstmGan, SliceLstmGanConfig, make_discriminator
 from LungTumorReconLib.surface_gan import prepare_inputs, truth_on_grid
-from LungTumorReconLib.synthetic_thorax import FREE_TUMOR_KINDS
-from LungTumorReconLib.thick_slice_cases import synthetic_thick_case
+from LungTumorReconDev.synthetic_thorax import FREE_TUMOR_KINDS
+from LungTumorReconDev.thick_slice_cases import synthetic_thick_case
 
 # The shipped model sees the mask alone: the CT's partial-volume channel scored worse on the
 # real cases (dense neighbours that synthetic training cannot cover; make bench, "gan with-ct").

@@ -51,7 +51,7 @@ def _lung_grid_case(name: str, hu: np.ndarray, spacing_kji, lungs: list[np.ndarr
 
 
 def lung_cases(config, synthetic: int, dist, cache: Path | None, seed: int = 0) -> list[GridCase]:
-    from LungTumorReconLib.synthetic_thorax import TUMOR_KINDS, make_thorax
+    from LungTumorReconDev.synthetic_thorax import TUMOR_KINDS, make_thorax
 
     first = FIRST_LUNG_SEED + 1000 * seed
     names = [f"synthetic:{s}" for s in range(first, first + synthetic)] + ["real:cip_chest64"]

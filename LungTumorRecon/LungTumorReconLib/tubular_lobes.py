@@ -10,7 +10,7 @@ filters of Li, Sone and Doi (Med. Phys. 30(8), 2003) give
     dot  = |l3|² / |l1|            where l1, l2, l3 < 0  (a bright blob: a nodule)
     line = |l2| (|l2| - |l3|) / |l1|  where l1, l2 < 0   (a bright tube: a vessel)
 
-A lobe other than the seed's whose line exceeds its dot, and which runs on along the tube's
+A lobe other than the seed's, no thicker than it, whose line exceeds its dot, and which runs on along the tube's
 axis (the eigenvector of l3) for at least 1.5 times its radius on both sides of its centre, is a
 vessel segment; a lobe of a lobulated tumour, fused to the rest along that axis, ends on its
 far side within about one radius. Judging each lobe
@@ -115,9 +115,11 @@ def tubular_lobes(
         _, nearest = ndi.distance_transform_edt(lobes == 0, sampling=spacing, return_indices=True)
         own = lobes[tuple(ix[seed] for ix in nearest)]
     centres = ndi.maximum_position(depth, lobes, index=np.arange(1, n + 1))
+    own_radius = depth[centres[own - 1]]
     for lobe, centre in enumerate(centres, start=1):
         radius = depth[centre]
-        if lobe == own or radius < 1.5 * spacing.max():
+        # a lobe thicker than the seed's is the tumour's body, not a vessel leaving it
+        if lobe == own or radius < 1.5 * spacing.max() or radius > own_radius:
             continue
         eigenvalues, eigenvectors = hessian_eigen_at(hu, centre, radius, spacing)
         dot, line = dot_and_line(eigenvalues)

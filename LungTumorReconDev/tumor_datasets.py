@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .coordinates import VolumeGeometry
-from .ct_io import read_ct, read_label_on_grid
-from .errors import InputError
-from .lungs_snake import fill_polygon
+from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
+from LungTumorReconLib.errors import InputError
+from LungTumorReconLib.lungs_snake import fill_polygon
 
 
 @dataclass

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .coordinates import VolumeGeometry
-from .surface_gan import LUNG_HU, TUMOR_HU  # the levels the GAN's HU input is normalised between
+from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.surface_gan import LUNG_HU, TUMOR_HU  # the levels the GAN's HU input is normalised between
 
 NOISE_HU, SOFT_TISSUE_HU = 20.0, 40.0
 
@@ -38,7 +38,7 @@ def synthetic_thick_case(
     grid's phase against the tumour is random, as in a scan. With ``neighbours``, the CT (not
     the mask or truth) also holds soft tissue beside the tumour, as real CT does: a chest
     wall near or against it, and vessels passing by or touching it."""
-    from .synthetic_thorax import tumor_shape
+    from .synthetic_tumors import tumor_shape
 
     rng = np.random.default_rng(seed)
     radius = float(radius_mm if radius_mm is not None else rng.uniform(5.0, 14.0))
@@ -73,7 +73,7 @@ def _neighbours(rng: np.random.Generator, truth: np.ndarray, x, y, z) -> np.ndar
     """Soft tissue beside the tumour on the fine grid: a wall (half-space) at −2…6 mm from its
     surface in a random, mostly in-plane direction (half of the cases), and 1–3 vessels of
     1–3 mm radius passing −1…4 mm from its surface."""
-    from .synthetic_thorax import _Capsule
+    from .synthetic_shapes import _Capsule
 
     points = np.stack([x[truth], y[truth], z[truth]], axis=1)
     centre = points.mean(axis=0)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .coordinates import VolumeGeometry
-from .lungs_snake import fill_polygon
+from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.lungs_snake import fill_polygon
 
 _NS = {"l": "http://www.nih.gov"}
 

@@ -14,6 +14,7 @@ features and iterations.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -46,9 +47,12 @@ def _deepest(mask, spacing):
     return tuple(int(v) for v in np.unravel_index(np.argmax(d), mask.shape))
 
 
-def cases(synthetic_seeds=SYNTHETIC_SEEDS, real: bool = True):
+# Each case (CT, truth and the lungs the pipeline would use) is built once per bench run:
+# main, clinician_seeds and detection score the same cases.
+@functools.lru_cache(maxsize=None)
+def _real_cases() -> tuple:
     out = []
-    for name, ct_path, label, threshold, use_lungs in () if not real else (
+    for name, ct_path, label, threshold, use_lungs in (
         ("lung1", DATA / "pyradiomics_lung1" / "lung1_image.nrrd", DATA / "pyradiomics_lung1" / "lung1_label.nrrd", 0.0, True),
         ("LIDC-0001 (>=2 readers)", DATA / "lidc_idri_0001" / "dicom",
          DATA / "lidc_idri_0001" / "LIDC-IDRI-0001_small_nodule_votes.nii.gz", 1.5, True),
@@ -64,14 +68,28 @@ def cases(synthetic_seeds=SYNTHETIC_SEEDS, real: bool = True):
             for m in found.values():
                 lungs |= m
         out.append((name, ct.array, ct.geometry, truth, lungs))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _synthetic_cases(generator_seed: int) -> tuple:
     from LungTumorReconDev.synthetic_thorax import TUMOR_KINDS, make_thorax
 
+    out = []
+    for kind in TUMOR_KINDS:
+        case = make_thorax(size=(256, 256, 100), spacing=(1.2, 1.2, 2.5), tumors=(kind,), seed=generator_seed)
+        found = segment_lungs_snake(case.ct, case.geometry)
+        out.append((f"synthetic {kind} #{generator_seed}", case.ct, case.geometry, case.labels["tumor"],
+                    found["right lung"] | found["left lung"]))
+    return tuple(out)
+
+
+def cases(synthetic_seeds=SYNTHETIC_SEEDS, real: bool = True) -> list:
+    """(name, HU, geometry, truth, lungs) for the real cases (when ``real``) and the synthetic
+    cases of each kind for each generator seed."""
+    out = list(_real_cases()) if real else []
     for generator_seed in synthetic_seeds:
-        for kind in TUMOR_KINDS:
-            case = make_thorax(size=(256, 256, 100), spacing=(1.2, 1.2, 2.5), tumors=(kind,), seed=generator_seed)
-            found = segment_lungs_snake(case.ct, case.geometry)
-            out.append((f"synthetic {kind} #{generator_seed}", case.ct, case.geometry, case.labels["tumor"],
-                        found["right lung"] | found["left lung"]))
+        out.extend(_synthetic_cases(generator_seed))
     return out
 
 
@@ -97,7 +115,8 @@ def main() -> None:
     def split(seeds):
         return [r for r in rows if r["case"].startswith("synthetic") and int(r["case"].split("#")[1]) in seeds]
 
-    for title, seeds in (("development, tuned on", SYNTHETIC_SEEDS), ("validation, chose the default", VALIDATION_SEEDS)):
+    splits = (("development, tuned on", SYNTHETIC_SEEDS), ("validation, chose the default", VALIDATION_SEEDS))
+    for title, seeds in splits:
         summary = []
         part = split(seeds)
         for kind in sorted({r["case"].split(" #")[0] for r in part}):
@@ -240,7 +259,8 @@ def detection() -> None:
     for group, members in groups.items():
         entry = {"cases": group, "n": len(members)}
         for level in FP_LEVELS:
-            found = [r for r in members if r["false positives above it"] is not None and r["false positives above it"] <= level]
+            found = [r for r in members
+                     if r["false positives above it"] is not None and r["false positives above it"] <= level]
             entry[f"sensitivity at {level} FP/scan"] = len(found) / len(members)
         entry["ranked first"] = sum(r["rank of the tumour"] == 1 for r in members) / len(members)
         summary.append(entry)

@@ -10,13 +10,14 @@ filters of Li, Sone and Doi (Med. Phys. 30(8), 2003) give
     dot  = |l3|² / |l1|            where l1, l2, l3 < 0  (a bright blob: a nodule)
     line = |l2| (|l2| - |l3|) / |l1|  where l1, l2 < 0   (a bright tube: a vessel)
 
-A lobe other than the seed's, no thicker than it, whose line exceeds its dot, and which runs on along the tube's
-axis (the eigenvector of l3) for at least 1.5 times its radius on both sides of its centre, is a
-vessel segment; a lobe of a lobulated tumour, fused to the rest along that axis, ends on its
-far side within about one radius. Judging each lobe
-once, at its centre and scale, matters: voxel-wise vesselness (Frangi, Sato, Li) answers "line"
-on most of a tumour too, from its lobulations, its texture and a vessel beside it. Thin lobes
-(inscribed radius under 1.5 voxels) are left to the opening that follows.
+A lobe other than the seed's, no thicker than it, whose line exceeds its dot, and which runs
+on along the tube's axis (the eigenvector of l3) for at least 1.5 times its radius on both
+sides of its centre, is a vessel segment; a lobe of a lobulated tumour, fused to the rest along
+that axis, ends on its far side within about one radius, and a lobe thicker than the seed's is
+the tumour's body. Judging each lobe once, at its centre and scale, matters: voxel-wise
+vesselness (Frangi, Sato, Li) answers "line" on most of a tumour too, from its lobulations, its
+texture and a vessel beside it. Thin lobes (inscribed radius under 1.5 voxels) are left to the
+opening that follows.
 
 Written here because scikit-image and ITK give voxel-wise Hessians and vesselness over a
 whole image, not a per-lobe blob-or-tube decision from the Hessian at one point (computed
@@ -29,6 +30,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
+
 
 def hessian_eigen_at(
     hu: np.ndarray, point: tuple[int, int, int], radius_mm: float, spacing_kji
@@ -99,8 +101,8 @@ def tubular_lobes(
     component: np.ndarray, hu: np.ndarray, seed: tuple[int, int, int], spacing_kji, h_mm: float = 1.0,
     extent_factor: float = 1.5,
 ) -> np.ndarray:
-    """The voxels of ``component`` in lobes (other than the one holding ``seed``) whose
-    centre is tubular (line > dot) and which run on, along the tube's axis, at least
+    """The voxels of ``component`` in lobes (other than the one holding ``seed``, and no
+    thicker than it) whose centre is tubular (line > dot) and which run on, along the tube's axis, at least
     ``extent_factor`` times their radius on both sides of it; ``component`` and ``hu`` share
     one grid, ``h_mm`` is how much deeper than its saddle a lobe's centre must be to count."""
     spacing = np.asarray(spacing_kji, dtype=float)
@@ -118,7 +120,6 @@ def tubular_lobes(
     own_radius = depth[centres[own - 1]]
     for lobe, centre in enumerate(centres, start=1):
         radius = depth[centre]
-        # a lobe thicker than the seed's is the tumour's body, not a vessel leaving it
         if lobe == own or radius < 1.5 * spacing.max() or radius > own_radius:
             continue
         eigenvalues, eigenvectors = hessian_eigen_at(hu, centre, radius, spacing)

@@ -59,9 +59,6 @@ class TumorClusterParameters:
     roi_radius_mm: float = 30.0
     max_roi_radius_mm: float = 80.0
     texture_window_mm: float = 2.0
-    # a voxel is tumour where its tumour-like membership (summed over the tumour-like
-    # clusters) exceeds that of every other cluster: maximum-membership defuzzification with
-    # the tumour-like clusters as one class (with two clusters: membership above 0.5)
     # clusters whose centre is denser than this are tumour-like (ground glass from about
     # −650 HU up, solid); lighter ones are aerated lung, however the texture splits it
     tumor_cluster_min_hu: float = -650.0

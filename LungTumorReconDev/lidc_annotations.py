@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.lungs_snake import fill_polygon
+from LungTumorReconLib.lungs.snake import fill_polygon
 
 _NS = {"l": "http://www.nih.gov"}
 

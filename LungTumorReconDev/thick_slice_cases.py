@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.surface_gan import LUNG_HU, TUMOR_HU  # the levels the GAN's HU input is normalised between
+from LungTumorReconLib.surface.gan import LUNG_HU, TUMOR_HU  # the levels the GAN's HU input is normalised between
 
 NOISE_HU, SOFT_TISSUE_HU = 20.0, 40.0
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
+from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
 from LungTumorReconLib.errors import InputError
-from LungTumorReconLib.lungs_snake import fill_polygon
+from LungTumorReconLib.lungs.snake import fill_polygon
 
 
 @dataclass

@@ -17,8 +17,8 @@ sys.path.insert(0, str(REPO / "LungTumorRecon"))
 sys.path.insert(0, str(REPO))  # LungTumorReconDev: synthetic cases and dataset readers
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
-from LungTumorReconLib.ct_io import read_ct, write_image  # noqa: E402
-from LungTumorReconLib.seeds_io import Seed, seeds_to_markups_json  # noqa: E402
+from LungTumorReconLib.io.ct import read_ct, write_image  # noqa: E402
+from LungTumorReconLib.io.seeds import Seed, seeds_to_markups_json  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ import SimpleITK as sitk
 from conftest import run_cli
 from LungTumorReconLib import __version__
 from LungTumorReconLib.cli import main
-from LungTumorReconLib.report import load_schema
-from LungTumorReconLib.segmentation_io import read_segments
+from LungTumorReconLib.io.report import load_schema
+from LungTumorReconLib.io.segmentation import read_segments
 
 EXPECTED_FILES = {"segmentation.seg.nrrd", "tumor.vtk", "scene.mrb", "report.json", "axial.png", "3d.png"}
 
@@ -92,7 +92,7 @@ def test_pictures_are_real_images(full_run):
 
 
 def test_scene_bundle_loads_in_a_fresh_scene(full_run):
-    from LungTumorReconLib.scene import Scene
+    from LungTumorReconLib.mrml.scene import Scene
 
     _, out, _ = full_run
     scene = Scene.load(out / "scene.mrb")
@@ -132,7 +132,7 @@ def _bad(tmp_path, capsys, *args):
 
 
 def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, data, small_case, monkeypatch):
-    from LungTumorReconLib import methods
+    from LungTumorReconLib.pipeline import methods
 
     ct_path, mask_path, seeds_path, _, _ = small_case
     # every listed method is built now; an unbuilt one (as a later issue's would be) is refused
@@ -188,7 +188,7 @@ def test_cuda_without_gpu_is_refused(tmp_path, capsys, small_case):
 
 
 def test_internal_error_exits_1_with_log(tmp_path, capsys, small_case, monkeypatch):
-    import LungTumorReconLib.pipeline as pipeline
+    import LungTumorReconLib.pipeline.run as pipeline
 
     def boom(*args, **kwargs):
         raise ZeroDivisionError("simulated")
@@ -302,8 +302,8 @@ def test_a_tumour_seed_in_empty_lung_is_refused(tmp_path, capsys):
     from scipy import ndimage as ndi
 
     from LungTumorReconLib.cli import SAMPLE_CT
-    from LungTumorReconLib.ct_io import read_ct
-    from LungTumorReconLib.lungs_threshold import segment_lungs_threshold
+    from LungTumorReconLib.io.ct import read_ct
+    from LungTumorReconLib.lungs.threshold import segment_lungs_threshold
 
     ct = read_ct(SAMPLE_CT)
     lungs = segment_lungs_threshold(ct.array, ct.geometry)["right lung"]

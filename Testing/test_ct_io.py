@@ -7,7 +7,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from LungTumorReconLib.ct_io import read_ct, read_label_on_grid, write_image
+from LungTumorReconLib.io.ct import read_ct, read_label_on_grid, write_image
 from LungTumorReconLib.errors import InputError
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.deep_tumor import normalise_hu, post_process, predict_probability, segment_tumor_deep
+from LungTumorReconLib.tumor.deep import normalise_hu, post_process, predict_probability, segment_tumor_deep
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.evaluation import compare_masks
-from LungTumorReconLib.model_registry import build_network, load_model, load_weights, registry
+from LungTumorReconLib.networks.registry import build_network, load_model, load_weights, registry
 from LungTumorReconLib.networks.recurrent_dense_unet import ConvLSTM2d, RecurrentDenseUNet, RecurrentDenseUNetConfig
 from LungTumorReconDev.tumor_datasets import read_real_case
 
@@ -139,8 +139,8 @@ def test_held_out_model_segments_lidc_from_a_seed(data):
 def test_cli_tumor_r3d_dense_unet(tmp_path, data, lung1):
     from conftest import run_cli
 
-    from LungTumorReconLib.seeds_io import Seed, seeds_to_markups_json
-    from LungTumorReconLib.segmentation_io import read_segments
+    from LungTumorReconLib.io.seeds import Seed, seeds_to_markups_json
+    from LungTumorReconLib.io.segmentation import read_segments
 
     seeds = tmp_path / "seeds.mrk.json"
     seeds.write_text(json.dumps(seeds_to_markups_json([Seed("tumor", lung1.seed_lps)])))

@@ -9,7 +9,7 @@ import torch
 
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.evaluation import dice_2d
-from LungTumorReconLib.model_registry import build_network, load_model, load_weights, registry
+from LungTumorReconLib.networks.registry import build_network, load_model, load_weights, registry
 from LungTumorReconLib.networks.dense_highres3dnet import (
     DenseHighRes3DNet,
     DenseHighRes3DNetConfig,
@@ -120,7 +120,7 @@ def test_shipped_models_and_the_ensemble():
 def test_cli_tumor_dense_highres3dnet(tmp_path, data):
     from conftest import run_cli
 
-    from LungTumorReconLib.seeds_io import Seed, seeds_to_markups_json
+    from LungTumorReconLib.io.seeds import Seed, seeds_to_markups_json
     from LungTumorReconDev.tumor_datasets import read_real_case
 
     case = read_real_case("LIDC-IDRI-0001", data)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from LungTumorReconLib.ct_io import read_ct
-from LungTumorReconLib.pipeline import PipelineOptions
-from LungTumorReconLib.pipeline_job import PipelineJob, plan_stage
-from LungTumorReconLib.seeds_io import read_seeds
+from LungTumorReconLib.io.ct import read_ct
+from LungTumorReconLib.pipeline.options import PipelineOptions
+from LungTumorReconLib.pipeline.job import PipelineJob
+from LungTumorReconLib.pipeline.stages import plan_stage
+from LungTumorReconLib.io.seeds import read_seeds
 
 
 def _run(ct, seeds, options):

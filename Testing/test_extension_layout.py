@@ -17,7 +17,8 @@ def test_every_python_and_resource_file_is_listed_in_the_module_cmake():
     text = (MODULE / "CMakeLists.txt").read_text()
     scripts = _listed(text, "MODULE_PYTHON_SCRIPTS")
     resources = _listed(text, "MODULE_PYTHON_RESOURCES")
-    on_disk_py = {p.relative_to(MODULE).as_posix() for p in MODULE.glob("LungTumorReconLib/**/*.py")}
+    on_disk_py = {p.relative_to(MODULE).as_posix() for package in ("LungTumorReconLib", "LungTumorReconModule")
+                  for p in MODULE.glob(f"{package}/**/*.py")}
     on_disk_py.add("${MODULE_NAME}.py")
     assert scripts == on_disk_py
     on_disk_res = {

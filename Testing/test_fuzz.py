@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from LungTumorReconLib.ct_io import read_ct, write_image
+from LungTumorReconLib.io.ct import read_ct, write_image
 from LungTumorReconLib.errors import InputError
-from LungTumorReconLib.seeds_io import read_seeds
+from LungTumorReconLib.io.seeds import read_seeds
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

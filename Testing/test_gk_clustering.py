@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from LungTumorReconLib.gk_clustering import fuzzy_c_means, gustafson_kessel, initial_memberships, k_means
+from LungTumorReconLib.tumor.gk import fuzzy_c_means, gustafson_kessel, initial_memberships, k_means
 
 
 def gk_by_the_equations(Z, c, m, iterations, U0):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from LungTumorReconLib.lnhg import fuse, three_slice_images
-from LungTumorReconLib.model_registry import build_network, load_weights
+from LungTumorReconLib.tumor.lnhg import fuse, three_slice_images
+from LungTumorReconLib.networks.registry import build_network, load_weights
 from LungTumorReconLib.networks.lnhg_wgan import (
     LnhgGeneratorConfig,
     NoduleGenerator,
@@ -151,7 +151,7 @@ def test_detection_counts_false_positive_components_and_missed_tumours():
 
 
 def test_shipped_branches_load_with_their_checksum():
-    from LungTumorReconLib.model_registry import load_model, registry
+    from LungTumorReconLib.networks.registry import load_model, registry
 
     entries = registry()
     for name in ("lnhg-generator", "lnhg-generator-no-adversarial", "lnhg-generator-no-perceptual"):
@@ -167,8 +167,9 @@ def test_pipeline_lnhg_fuses_and_returns_the_heterogeneity_image(tmp_path, data)
     """On LIDC-IDRI-0001, which neither branch saw: the issue's Dice 0.6 from a seed, the
     fusion rule in the report, and the nodule image inside the mask only."""
     from LungTumorReconLib.evaluation import dice
-    from LungTumorReconLib.pipeline import PipelineOptions, run_pipeline
-    from LungTumorReconLib.seeds_io import Seed, seeds_to_markups_json
+    from LungTumorReconLib.pipeline.options import PipelineOptions
+    from LungTumorReconLib.pipeline.run import run_pipeline
+    from LungTumorReconLib.io.seeds import Seed, seeds_to_markups_json
     from LungTumorReconDev.tumor_datasets import read_real_case
 
     case = read_real_case("LIDC-IDRI-0001", data)

@@ -9,10 +9,10 @@ import pytest
 
 from LungTumorReconLib.coordinates import VolumeGeometry
 from LungTumorReconLib.evaluation import dice
-from LungTumorReconLib.lung_air import LungAirParameters
-from LungTumorReconLib.lung_border import PleuralBridgeParameters, bridge_pleural_indentations
-from LungTumorReconLib.lungs_snake import SnakeLungParameters, segment_lungs_snake
-from LungTumorReconLib.lungs_threshold import segment_lungs_threshold
+from LungTumorReconLib.lungs.air import LungAirParameters
+from LungTumorReconLib.lungs.border import PleuralBridgeParameters, bridge_pleural_indentations
+from LungTumorReconLib.lungs.snake import SnakeLungParameters, segment_lungs_snake
+from LungTumorReconLib.lungs.threshold import segment_lungs_threshold
 from LungTumorReconDev.synthetic_thorax import make_thorax
 
 LUNGS = ("right lung", "left lung")

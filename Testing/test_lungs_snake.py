@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
+from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
 from LungTumorReconLib.evaluation import dice
-from LungTumorReconLib.lung_correction import read_lung_correction
-from LungTumorReconLib.lungs_snake import repropagate_lung, segment_lungs_snake
-from LungTumorReconLib.seeds_io import Seed
+from LungTumorReconLib.lungs.correction import read_lung_correction
+from LungTumorReconLib.lungs.snake import repropagate_lung, segment_lungs_snake
+from LungTumorReconLib.io.seeds import Seed
 
 
 @pytest.fixture(scope="module")

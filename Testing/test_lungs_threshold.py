@@ -3,9 +3,9 @@
 import numpy as np
 import SimpleITK as sitk
 
-from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
+from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
 from LungTumorReconLib.evaluation import dice
-from LungTumorReconLib.lungs_threshold import segment_lungs_threshold
+from LungTumorReconLib.lungs.threshold import segment_lungs_threshold
 
 
 def test_cip_chest64_lungs_against_the_label_map(data, chest64):

@@ -5,9 +5,9 @@ import pytest
 
 from LungTumorReconLib.coordinates import VolumeGeometry
 from LungTumorReconLib.evaluation import compare_masks, dice
-from LungTumorReconLib.measurements import measure_tumor, split_tumors
-from LungTumorReconLib.seeds_io import Seed
-from LungTumorReconLib.surface_marching_cubes import marching_cubes_surface, surface_volume_ml
+from LungTumorReconLib.tumor.measurements import measure_tumor, split_tumors
+from LungTumorReconLib.io.seeds import Seed
+from LungTumorReconLib.surface.marching_cubes import marching_cubes_surface, surface_volume_ml
 
 
 def ellipsoid(shape, spacing, radii_mm):

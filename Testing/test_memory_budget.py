@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from LungTumorReconLib import memory_budget
+from LungTumorReconLib.pipeline import memory as memory_budget
 from LungTumorReconLib.cli import main
-from LungTumorReconLib.ct_io import write_image
+from LungTumorReconLib.io.ct import write_image
 from LungTumorReconLib.errors import InsufficientMemoryError
 
 _CHILD = ("import sys\n"
           f"sys.path.insert(0, {str(REPO / 'LungTumorRecon')!r})\n"
           "from LungTumorReconLib.cli import main\n"
-          "from LungTumorReconLib.memory_budget import peak_rss_bytes\n"
+          "from LungTumorReconLib.pipeline.memory import peak_rss_bytes\n"
           "code = main(sys.argv[1:])\n"
           "print('PEAK_RSS_BYTES', int(peak_rss_bytes()), file=sys.stderr)\n"
           "sys.exit(code)\n")
@@ -91,7 +91,7 @@ def big_case(tmp_path_factory, small_case):
     from scipy import ndimage as ndi
 
     from LungTumorReconLib.coordinates import VolumeGeometry
-    from LungTumorReconLib.ct_io import read_ct
+    from LungTumorReconLib.io.ct import read_ct
 
     ct_path, _, seeds_path, _, _ = small_case
     ct = read_ct(ct_path)

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import REPO
 
+from LungTumorReconLib.pipeline.options import PipelineOptions
+
 
 @pytest.fixture(scope="module")
 def module():
@@ -36,7 +38,7 @@ def module():
     pnw = types.ModuleType("slicer.parameterNodeWrapper")
     pnw.parameterNodeWrapper = lambda cls: cls
     pnw.Choice = lambda choices: ("Choice", tuple(choices))
-    qt = types.ModuleType("qt")  # PythonQt: only the Widget uses it, and the Widget is not run here
+    qt = types.ModuleType("qt")  # PythonQt: only the Widget and its panel parts use it, not run here
     stubs.update({"slicer.ScriptedLoadableModule": slm, "slicer.i18n": i18n, "slicer.parameterNodeWrapper": pnw,
                   "qt": qt})
     saved = {k: sys.modules.get(k) for k in stubs}
@@ -51,49 +53,63 @@ def module():
                 sys.modules.pop(k, None)
             else:
                 sys.modules[k] = v
-        sys.modules.pop("LungTumorRecon", None)
+        for name in ("LungTumorRecon", "LungTumorReconModule.dependencies", "LungTumorReconModule.panel",
+                     "LungTumorReconModule.sample_data"):
+            sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def panel(module):
+    return importlib.import_module("LungTumorReconModule.panel")
+
+
+@pytest.fixture
+def dependencies(module):
+    return importlib.import_module("LungTumorReconModule.dependencies")
 
 
 def test_logic_adapts_the_pipeline_to_mrml_nodes(module, small_case):
-    from LungTumorReconLib.ct_io import read_ct
-    from LungTumorReconLib.scene import Scene
+    from LungTumorReconLib.io.ct import read_ct
+    from LungTumorReconLib.mrml.scene import Scene
 
     ct_path, mask_path, seeds_path, tumour, seed = small_case
     ct = read_ct(ct_path)
     scene = Scene()
     volume = scene.add_volume(ct.array, ct.geometry, "chest")
     seeds_node = scene.add_seeds([seed])
-    nodes = module.LungTumorReconLogic().process(volume, seedsNode=seeds_node, tumor="none", recon="none", scene=scene)
-    seg = nodes["segmentation"]
+    options = PipelineOptions(tumor="none", recon="none")
+    nodes = module.LungTumorReconLogic().process(volume, seeds_node, options, scene=scene)
+    seg = nodes.segmentation
     assert scene.segment_names(seg) == ["right lung", "left lung"]
     masks = scene.segment_masks(seg, ct.geometry)
-    assert np.array_equal(masks["right lung"], nodes["result"].segments["right lung"])
-    assert nodes["volume"] is volume  # the user's volume is used, not copied
+    assert np.array_equal(masks["right lung"], nodes.result.segments["right lung"])
+    assert nodes.volume is volume  # the user's volume is used, not copied
     assert len(scene.nodes_by_class("vtkMRMLScalarVolumeNode")) == 1
-    rows = Scene.table_rows(nodes["volumes_table"])
+    rows = Scene.table_rows(nodes.volumes_table)
     assert [r["segment"] for r in rows] == ["right lung", "left lung"]
     # a second run fills the same output segmentation node
-    again = module.LungTumorReconLogic().process(volume, outputSegmentation=seg, tumor="none", recon="none", scene=scene)
-    assert again["segmentation"] is seg
+    again = module.LungTumorReconLogic().process(volume, options=options, outputSegmentation=seg, scene=scene)
+    assert again.segmentation is seg
     assert len(scene.nodes_by_class("vtkMRMLSegmentationNode")) == 1
 
 
-def _wait(job, timeout: float = 300) -> None:
+def _finish(session, timeout: float = 300):
     """What a script does instead of the panel's QTimer: block until the child is done."""
     try:
-        job.wait(timeout)
-    except BaseException:
-        job.cleanup()
-        raise
-    job.poll()
-    assert job.error is None, job.error
+        session.wait(timeout)
+        assert session.poll().fraction == 1.0
+        outcome = session.finish()
+    finally:
+        session.cleanup()
+    assert outcome.error is None, outcome.error
+    return outcome
 
 
 def test_the_job_path_gives_the_blocking_result(module, small_case):
-    """startJob -> wait -> applyJobResult (the panel's and a script's out-of-process path) fills
+    """startStage -> wait -> applyOutcome (the panel's and a script's out-of-process path) fills
     the scene with the same segments as the blocking process()."""
-    from LungTumorReconLib.ct_io import read_ct
-    from LungTumorReconLib.scene import Scene
+    from LungTumorReconLib.io.ct import read_ct
+    from LungTumorReconLib.mrml.scene import Scene
 
     ct_path, _, _, _, seed = small_case
     ct = read_ct(ct_path)
@@ -101,34 +117,25 @@ def test_the_job_path_gives_the_blocking_result(module, small_case):
     volume = scene.add_volume(ct.array, ct.geometry, "chest")
     seeds_node = scene.add_seeds([seed])
     logic = module.LungTumorReconLogic()
-    options = dict(lungs="threshold", tumor="gk", recon="mc")
-    blocking = logic.process(volume, seedsNode=seeds_node, scene=scene, **options)
-    expected = scene.segment_masks(blocking["segmentation"], ct.geometry)
+    options = PipelineOptions(lungs="threshold", tumor="gk", recon="mc")
+    blocking = logic.process(volume, seeds_node, options, scene=scene)
+    expected = scene.segment_masks(blocking.segmentation, ct.geometry)
 
-    job = logic.startJob(volume, seedsNode=seeds_node, stage="all", scene=scene, **options)
-    try:
-        _wait(job)
-        assert job.poll().fraction == 1.0
-        nodes = logic.applyJobResult(job, volume, scene=scene)
-    finally:
-        job.cleanup()
-    seg = nodes["segmentation"]
-    assert seg is not blocking["segmentation"]  # no output given: a new node
+    outcome = _finish(logic.startStage("all", volume, seeds_node, options=options, scene=scene))
+    nodes = logic.applyOutcome(outcome, volume, scene=scene)
+    seg = nodes.segmentation
+    assert seg is not blocking.segmentation  # no output given: a new node
     got = scene.segment_masks(seg, ct.geometry)
     assert list(got) == list(expected) == ["right lung", "left lung", "tumor"]
     assert all(np.array_equal(got[name], expected[name]) for name in expected)
-    assert nodes["volume"] is volume and nodes["model"] is not None and nodes["tumors_table"] is not None
-    assert Scene.table_rows(nodes["tumors_table"])[0]["volume_ml"] == pytest.approx(
-        Scene.table_rows(blocking["tumors_table"])[0]["volume_ml"])
+    assert nodes.volume is volume and nodes.model is not None and nodes.tumors_table is not None
+    assert Scene.table_rows(nodes.tumors_table)[0]["volume_ml"] == pytest.approx(
+        Scene.table_rows(blocking.tumors_table)[0]["volume_ml"])
     # and into the same output node again: the node is reused, not duplicated
     count = len(scene.nodes_by_class("vtkMRMLSegmentationNode"))
-    job = logic.startJob(volume, seedsNode=seeds_node, stage="all", outputSegmentation=seg, scene=scene, **options)
-    try:
-        _wait(job)
-        again = logic.applyJobResult(job, volume, seg, scene=scene)
-    finally:
-        job.cleanup()
-    assert again["segmentation"] is seg
+    outcome = _finish(logic.startStage("all", volume, seeds_node, seg, options, scene=scene))
+    again = logic.applyOutcome(outcome, volume, seg, scene=scene)
+    assert again.segmentation is seg
     assert len(scene.nodes_by_class("vtkMRMLSegmentationNode")) == count
 
 
@@ -151,13 +158,13 @@ def _axial_slice_node(module, geometry, k: int, sagittal: bool = False):
     return node
 
 
-def test_repropagation_replaces_only_the_corrected_lung(module, small_case):
+def test_repropagation_replaces_only_the_corrected_lung(module, panel, small_case):
     """The user cuts the right lung on the Red view's slice; "Correct on this slice and
     re-propagate" replaces the right lung from that slice and leaves the left lung's labelmap
     bit-identical."""
-    from LungTumorReconLib.ct_io import read_ct
+    from LungTumorReconLib.io.ct import read_ct
     from LungTumorReconLib.errors import InputError
-    from LungTumorReconLib.scene import Scene
+    from LungTumorReconLib.mrml.scene import Scene
 
     ct_path, *_ = small_case
     ct = read_ct(ct_path)
@@ -165,7 +172,7 @@ def test_repropagation_replaces_only_the_corrected_lung(module, small_case):
     scene = Scene()
     volume = scene.add_volume(ct.array, g, "chest")
     logic = module.LungTumorReconLogic()
-    seg = logic.process(volume, lungs="snake", tumor="none", recon="none", scene=scene)["segmentation"]
+    seg = logic.process(volume, options=PipelineOptions(lungs="snake", tumor="none", recon="none"), scene=scene).segmentation
     before = scene.segment_masks(seg, g)
     k = int(np.argmax(before["right lung"].sum(axis=(1, 2))))
     corrected = before["right lung"][k].copy()
@@ -178,43 +185,40 @@ def test_repropagation_replaces_only_the_corrected_lung(module, small_case):
     assert np.array_equal(left_before, before["left lung"])
 
     # the slice the Red view shows -> k, through the library
-    assert logic.axialSliceIndex(volume, _axial_slice_node(module, g, k)) == k
+    assert panel.axialSliceIndex(volume, _axial_slice_node(module, g, k)) == k
     with pytest.raises(InputError, match="not axial"):
-        logic.axialSliceIndex(volume, _axial_slice_node(module, g, k, sagittal=True))
+        panel.axialSliceIndex(volume, _axial_slice_node(module, g, k, sagittal=True))
     empty_k = int(np.flatnonzero(~before["right lung"].any(axis=(1, 2)))[0])
     with pytest.raises(InputError, match="no contour on slice"):
-        logic.startJob(volume, stage="repropagate", outputSegmentation=seg, correctionLung="right lung",
-                       correctionSlice=empty_k, scene=scene)
+        logic.startStage("repropagate", volume, None, seg, correctionLung="right lung", correctionSlice=empty_k,
+                         scene=scene)
 
-    job = logic.startJob(volume, stage="repropagate", outputSegmentation=seg, correctionLung="right lung",
-                         correctionSlice=k, scene=scene)
-    try:
-        _wait(job)
-        nodes = logic.applyJobResult(job, volume, seg, scene=scene)
-    finally:
-        job.cleanup()
-    assert nodes["segmentation"] is seg
+    outcome = _finish(logic.startStage("repropagate", volume, None, seg, correctionLung="right lung",
+                                       correctionSlice=k, scene=scene))
+    nodes = logic.applyOutcome(outcome, volume, seg, scene=scene)
+    assert nodes.segmentation is seg
     after = scene.segment_masks(seg, g)
     assert sorted(after) == ["left lung", "right lung"]
     assert np.array_equal(after["left lung"], left_before)  # bit-identical
     assert np.array_equal(after["right lung"][k], corrected)
     # the re-propagated lung is the one in the scene (on this small CT the snake converges back
     # to the same contours away from the corrected slice)
-    assert np.array_equal(after["right lung"], nodes["result"].segments["right lung"])
+    assert np.array_equal(after["right lung"], nodes.result.segments["right lung"])
     assert not np.array_equal(after["right lung"], before["right lung"])
-    assert nodes["result"].methods["lungs"]["correction"]["slice"] == k
+    assert nodes.result.methods["lungs"]["correction"]["slice"] == k
 
 
 def test_logic_refuses_unbuilt_methods(module, chest64, monkeypatch):
-    from LungTumorReconLib import methods
+    from LungTumorReconLib.pipeline import methods
     from LungTumorReconLib.errors import UnavailableError
-    from LungTumorReconLib.scene import Scene
+    from LungTumorReconLib.mrml.scene import Scene
 
     monkeypatch.setitem(methods._NOT_YET, ("tumor", "lnhg"), "issue 99")  # as a later issue's method would be
     scene = Scene()
     volume = scene.add_volume(chest64.array, chest64.geometry)
-    with pytest.raises(UnavailableError, match="not available yet"):
-        module.LungTumorReconLogic().process(volume, tumor="lnhg", scene=scene)
+    with pytest.raises(UnavailableError, match="not available yet") as refused:
+        module.LungTumorReconLogic().process(volume, options=PipelineOptions(tumor="lnhg"), scene=scene)
+    assert refused.value.option == "tumor"  # the panel names it by its control
 
 
 def test_module_imports_without_the_packages_slicer_lacks():
@@ -229,7 +233,7 @@ def test_module_imports_without_the_packages_slicer_lacks():
         "            raise ImportError('blocked ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         f"sys.path.insert(0, {str(REPO / 'LungTumorRecon')!r})\n"
-        "import LungTumorReconLib.methods, LungTumorReconLib.scene, LungTumorReconLib.ct_io\n"
+        "import LungTumorReconLib.pipeline.methods, LungTumorReconLib.mrml.scene, LungTumorReconLib.io.ct\n"
         "print('ok')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -260,7 +264,7 @@ def _sample_data_module(with_category: bool):
 def test_sample_data_is_registered_on_every_slicer(module, monkeypatch, with_category):
     fake, calls = _sample_data_module(with_category)
     monkeypatch.setitem(sys.modules, "SampleData", fake)
-    module.registerSampleData()
+    importlib.import_module("LungTumorReconModule.sample_data").registerSampleData()
     kinds = [kind for kind, _ in calls]
     assert kinds == (["category", "source"] if with_category else ["source"])
     source = calls[-1][1]
@@ -271,7 +275,7 @@ def test_sample_data_is_registered_on_every_slicer(module, monkeypatch, with_cat
     assert Path(url2pathname(urlparse(source["uris"]).path)).is_file()
 
 
-def test_declined_packages_are_one_message_on_slicer_5_12(module, monkeypatch):
+def test_declined_packages_are_one_message_on_slicer_5_12(dependencies, monkeypatch):
     """pip_ensure raises RuntimeError when the user declines; the panel shows 'not installed'."""
     asked = []
 
@@ -283,27 +287,27 @@ def test_declined_packages_are_one_message_on_slicer_5_12(module, monkeypatch):
     from LungTumorReconLib.errors import UnavailableError
 
     with pytest.raises(UnavailableError, match=r"not installed: scikit-image>=0\.22"):
-        module._ensureRequirements(["scikit-image>=0.22"])
+        dependencies._ensureRequirements(["scikit-image>=0.22"])
     assert asked == [(["scikit-image>=0.22"], False)]  # installs in testing mode too: the self-test needs them
 
 
-def test_before_slicer_5_12_only_missing_packages_are_asked_for(module, monkeypatch):
+def test_before_slicer_5_12_only_missing_packages_are_asked_for(dependencies, monkeypatch):
     import slicer
 
     monkeypatch.setitem(sys.modules, "slicer.packaging", None)  # import fails, as before 5.12
     asked, installed = [], []
     monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda text, **kw: asked.append(text) or False)
     monkeypatch.setattr(slicer.util, "pip_install", installed.append, raising=False)
-    module._ensureRequirements(["numpy>=1.0", "scikit-image>=0.22"])  # both here: nothing asked
+    dependencies._ensureRequirements(["numpy>=1.0", "scikit-image>=0.22"])  # both here: nothing asked
     assert asked == [] and installed == []
     from LungTumorReconLib.errors import UnavailableError
 
     with pytest.raises(UnavailableError, match="not installed: no-such-package-ltr"):
-        module._ensureRequirements(["numpy", "no-such-package-ltr>=1"])
+        dependencies._ensureRequirements(["numpy", "no-such-package-ltr>=1"])
     assert len(asked) == 1 and "no-such-package-ltr" in asked[0] and installed == []
 
 
-def test_the_red_slice_node_is_found_without_a_red_view(module):
+def test_the_red_slice_node_is_found_without_a_red_view(panel):
     """Re-propagation reads the Red slice node from the scene; a layout without a Red view
     (no sliceWidget("Red")) is not a crash, and a scene without the node is one message."""
     import slicer
@@ -312,17 +316,17 @@ def test_the_red_slice_node_is_found_without_a_red_view(module):
 
     scene = slicer.vtkMRMLScene()
     with pytest.raises(InputError, match="no Red slice view"):
-        module.LungTumorReconLogic.redSliceNode(scene)
+        panel.redSliceNode(scene)
     red = slicer.vtkMRMLSliceNode()
     red.SetLayoutName("Red")
     scene.AddNode(red)
-    assert module.LungTumorReconLogic.redSliceNode(scene) is red
+    assert panel.redSliceNode(scene) is red
 
 
-def test_the_lung_to_correct_is_found_by_name(module, small_case):
-    from LungTumorReconLib.ct_io import read_ct
+def test_the_lung_to_correct_is_found_by_name(panel, small_case):
+    from LungTumorReconLib.io.ct import read_ct
     from LungTumorReconLib.errors import InputError
-    from LungTumorReconLib.scene import Scene
+    from LungTumorReconLib.mrml.scene import Scene
 
     ct = read_ct(small_case[0])
     scene = Scene()
@@ -330,9 +334,9 @@ def test_the_lung_to_correct_is_found_by_name(module, small_case):
     lungs["right lung"][10:20, 10:20, 10:20] = True
     lungs["left lung"][10:20, 10:20, 30:40] = True
     seg = scene.set_segmentation(lungs, ct.geometry)
-    segment_id = module.LungTumorReconLogic.segmentIdOf(seg, "left lung")
+    segment_id = panel.segmentIdOf(seg, "left lung")
     assert seg.GetSegmentation().GetSegment(segment_id).GetName() == "left lung"
     with pytest.raises(InputError, match="no tumor segment"):
-        module.LungTumorReconLogic.segmentIdOf(seg, "tumor")
+        panel.segmentIdOf(seg, "tumor")
     with pytest.raises(InputError, match="run the lungs first"):
-        module.LungTumorReconLogic.segmentIdOf(None, "right lung")
+        panel.segmentIdOf(None, "right lung")

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from LungTumorReconLib.ct_io import read_ct
+from LungTumorReconLib.io.ct import read_ct
 from LungTumorReconLib.errors import InputError, LungTumorReconError
-from LungTumorReconLib.lung_correction import LungCorrection
-from LungTumorReconLib.pipeline import PipelineOptions, check_options, run_on_volume
-from LungTumorReconLib.pipeline_job import PipelineJob, plan_stage
-from LungTumorReconLib.seeds_io import read_seeds
+from LungTumorReconLib.lungs.correction import LungCorrection
+from LungTumorReconLib.pipeline.options import PipelineOptions
+from LungTumorReconLib.pipeline.run import check_options, run_on_volume
+from LungTumorReconLib.pipeline.job import PipelineJob
+from LungTumorReconLib.pipeline.stages import plan_stage
+from LungTumorReconLib.io.seeds import read_seeds
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +109,7 @@ def long_ct_path(tmp_path_factory) -> Path:
     """The bundled sample three times over along z: its snake lungs take half a minute here, so
     a process still at work seconds after Cancel is seen, not finished by chance."""
     from LungTumorReconLib.coordinates import VolumeGeometry
-    from LungTumorReconLib.ct_io import write_image
+    from LungTumorReconLib.io.ct import write_image
     from LungTumorReconLib.resources import resource_path
 
     sample = read_ct(resource_path("SampleData", "lung1_image.nrrd"))
@@ -145,9 +147,10 @@ def test_the_job_stops_when_its_front_end_dies(long_ct_path, tmp_path):
     front_end = (
         "import sys, time\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent / 'LungTumorRecon')!r})\n"
-        "from LungTumorReconLib.ct_io import read_ct\n"
-        "from LungTumorReconLib.pipeline import PipelineOptions\n"
-        "from LungTumorReconLib.pipeline_job import PipelineJob, plan_stage\n"
+        "from LungTumorReconLib.io.ct import read_ct\n"
+        "from LungTumorReconLib.pipeline.options import PipelineOptions\n"
+        "from LungTumorReconLib.pipeline.job import PipelineJob\n"
+        "from LungTumorReconLib.pipeline.stages import plan_stage\n"
         f"inputs = plan_stage('all', read_ct({str(long_ct_path)!r}), [],\n"
         "                    PipelineOptions(lungs='snake', tumor='none', recon='none'))[0]\n"
         f"job = PipelineJob(inputs, work_dir={str(tmp_path)!r}).start()\n"
@@ -232,7 +235,7 @@ def test_repropagation_in_the_child_changes_only_the_corrected_lung(case):
 
 
 def test_the_child_refuses_a_folder_without_a_job(tmp_path):
-    from LungTumorReconLib.pipeline_job import main
+    from LungTumorReconLib.pipeline.job import main
 
     assert main([str(tmp_path)]) == 2
     assert main([str(Path(tmp_path) / "x"), "y"]) == 2

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from LungTumorReconLib.errors import InputError
-from LungTumorReconLib.model_registry import build_network, load_model, load_weights, registry
+from LungTumorReconLib.networks.registry import build_network, load_model, load_weights, registry
 from LungTumorReconLib.networks.slice_lstm_gan import SliceLstmGan, SliceLstmGanConfig, make_discriminator
-from LungTumorReconLib.surface_gan import gan_surface, prepare_inputs, truth_on_grid
-from LungTumorReconLib.surface_marching_cubes import surface_to_mask
+from LungTumorReconLib.surface.gan import gan_surface, prepare_inputs, truth_on_grid
+from LungTumorReconLib.surface.marching_cubes import surface_to_mask
 from LungTumorReconDev.thick_slice_cases import synthetic_thick_case
 
 REPO = Path(__file__).resolve().parent.parent

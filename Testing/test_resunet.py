@@ -9,8 +9,8 @@ import torch
 
 from LungTumorReconLib.coordinates import VolumeGeometry
 from LungTumorReconLib.evaluation import dice
-from LungTumorReconLib.lungs_resunet import lungs_from_probability
-from LungTumorReconLib.model_registry import build_network, load_model, load_weights, registry
+from LungTumorReconLib.lungs.resunet import lungs_from_probability
+from LungTumorReconLib.networks.registry import build_network, load_model, load_weights, registry
 from LungTumorReconLib.networks.resunet import (
     IDENTITY_CURVE,
     PreActResidualBlock,
@@ -138,7 +138,7 @@ def test_shipped_models_load_with_their_checksum():
 
 
 def test_organ_stage_segments_both_lungs_of_an_unseen_chest(thorax):
-    from LungTumorReconLib.lungs_resunet import segment_lungs_resunet
+    from LungTumorReconLib.lungs.resunet import segment_lungs_resunet
 
     lungs = segment_lungs_resunet(thorax.ct, thorax.geometry)
     for name in ("right lung", "left lung"):
@@ -146,7 +146,7 @@ def test_organ_stage_segments_both_lungs_of_an_unseen_chest(thorax):
 
 
 def test_tumour_stage_from_a_seed_on_unseen_data(thorax, data):
-    from LungTumorReconLib.deep_tumor import segment_tumor_deep
+    from LungTumorReconLib.tumor.deep import segment_tumor_deep
     from LungTumorReconDev.tumor_datasets import read_real_case
 
     from scipy import ndimage as ndi
@@ -166,8 +166,8 @@ def test_tumour_stage_from_a_seed_on_unseen_data(thorax, data):
 def test_cli_runs_both_stages(tmp_path, thorax):
     from conftest import run_cli
 
-    from LungTumorReconLib.ct_io import write_image
-    from LungTumorReconLib.segmentation_io import read_segments
+    from LungTumorReconLib.io.ct import write_image
+    from LungTumorReconLib.io.segmentation import read_segments
 
     ct_path = tmp_path / "chest.nrrd"
     write_image(thorax.ct, thorax.geometry, ct_path)

@@ -5,10 +5,10 @@ import pytest
 import SimpleITK as sitk
 
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.scene import Scene
-from LungTumorReconLib.seeds_io import Seed
-from LungTumorReconLib.segmentation_io import read_segments
-from LungTumorReconLib.surface_marching_cubes import marching_cubes_surface, surface_volume_ml
+from LungTumorReconLib.mrml.scene import Scene
+from LungTumorReconLib.io.seeds import Seed
+from LungTumorReconLib.io.segmentation import read_segments
+from LungTumorReconLib.surface.marching_cubes import marching_cubes_surface, surface_volume_ml
 
 
 @pytest.fixture()
@@ -156,7 +156,7 @@ def test_whole_scene_round_trip_mrml_and_mrb(tmp_path, geometry, content):
 
 def test_table_rows_keep_large_counts_exact():
     """Voxel counts of whole lungs need more than vtkVariant's six significant digits."""
-    from LungTumorReconLib.scene import Scene
+    from LungTumorReconLib.mrml.scene import Scene
 
     scene = Scene()
     node = scene.add_table([{"segment": "right lung", "volume_ml": 1787.8172, "voxels": 1099327}], name="t")

@@ -5,7 +5,7 @@ import pytest
 
 from LungTumorReconLib.coordinates import lps_to_ras
 from LungTumorReconLib.errors import InputError
-from LungTumorReconLib.seeds_io import check_seeds_in_volume, read_seeds
+from LungTumorReconLib.io.seeds import check_seeds_in_volume, read_seeds
 
 
 def _write(tmp_path, doc, name="seeds.mrk.json"):

@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from LungTumorReconLib.lungs_snake import fill_polygon
-from LungTumorReconLib.snake_viterbi import (
+from LungTumorReconLib.lungs.snake import fill_polygon
+from LungTumorReconLib.lungs.snake_viterbi import (
     SnakeParameters,
     _viterbi_pass,
     resample_closed,

@@ -7,11 +7,11 @@ import pytest
 
 from conftest import run_cli
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.ct_io import read_ct
+from LungTumorReconLib.io.ct import read_ct
 from LungTumorReconLib.evaluation import compare_masks
-from LungTumorReconLib.shape_interpolation import signed_distance_mm
-from LungTumorReconLib.surface_marching_cubes import marching_cubes_surface, surface_to_mask, surface_volume_ml
-from LungTumorReconLib.surface_reconstruction import RECONSTRUCTIONS
+from LungTumorReconLib.surface.shape_interpolation import signed_distance_mm
+from LungTumorReconLib.surface.marching_cubes import marching_cubes_surface, surface_to_mask, surface_volume_ml
+from LungTumorReconLib.surface.reconstruction import RECONSTRUCTIONS
 from LungTumorReconDev.thick_slice_cases import decimate_label, synthetic_thick_case
 
 
@@ -84,7 +84,7 @@ def test_surface_voxelises_back_onto_an_oblique_flipped_grid():
 
 
 def test_decimated_label_keeps_the_original_positions(data):
-    from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
+    from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
 
     ct = read_ct(data / "pyradiomics_lung1" / "lung1_image.nrrd")
     label = read_label_on_grid(data / "pyradiomics_lung1" / "lung1_label.nrrd", ct.geometry)

@@ -5,7 +5,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import hessian_matrix
 
-from LungTumorReconLib.tubular_lobes import dot_and_line, hessian_eigen_at, tubular_lobes
+from LungTumorReconLib.tumor.tubular_lobes import dot_and_line, hessian_eigen_at, tubular_lobes
 
 
 def _skimage_eigenvalues(hu, point, radius_mm, spacing):

@@ -7,10 +7,10 @@ import pytest
 from scipy import ndimage as ndi
 
 from conftest import run_cli
-from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
+from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
 from LungTumorReconLib.evaluation import dice
-from LungTumorReconLib.lungs_snake import segment_lungs_snake
-from LungTumorReconLib.tumor_clustering import TumorClusterParameters, segment_tumor_at_seed, tumor_candidates
+from LungTumorReconLib.lungs.snake import segment_lungs_snake
+from LungTumorReconLib.tumor.clustering import TumorClusterParameters, segment_tumor_at_seed, tumor_candidates
 
 
 def _deepest(mask, spacing):
@@ -146,11 +146,11 @@ def test_cli_default_is_gk_from_the_seed(tmp_path, small_case):
     assert report["methods"]["tumor"]["name"] == "gk"
     assert report["methods"]["tumor"]["parameters"]["per_slice"] is False
     assert report["tumors"][0]["seed_lps"] == pytest.approx(list(seed.lps))
-    from LungTumorReconLib.segmentation_io import read_segments
+    from LungTumorReconLib.io.segmentation import read_segments
 
     segments, _ = read_segments(out / "segmentation.seg.nrrd")
     assert dice(segments["tumor"], tumour) >= 0.85
-    from LungTumorReconLib.scene import Scene
+    from LungTumorReconLib.mrml.scene import Scene
 
     scene = Scene.load(out / "scene.mrb")
     try:
@@ -184,7 +184,7 @@ def test_lidc_reader_contours_rebuild_the_vote_map(data):
 def test_ibsi_mass_with_no_lungs_stays_in_the_lung_cavity(data):
     """--lungs none: the neighbourhood is bounded by the lung's convex hull per slice, so the
     mass is not merged with the chest wall (regression guard: Dice 0.81 in make bench)."""
-    from LungTumorReconLib.tumor_clustering import lung_cavity
+    from LungTumorReconLib.tumor.clustering import lung_cavity
 
     ct = read_ct(data / "ibsi_nsclc_crop" / "dicom")
     truth = read_label_on_grid(data / "ibsi_nsclc_crop" / "nifti" / "mask.nii.gz", ct.geometry)
@@ -221,7 +221,7 @@ def test_a_near_miss_segments_the_tumour_it_was_meant_for(solid_case):
 
 def test_a_click_in_empty_lung_is_refused_in_one_line(solid_case):
     from LungTumorReconLib.errors import InputError
-    from LungTumorReconLib.tumor_clustering import TumorClusterParameters as P
+    from LungTumorReconLib.tumor.clustering import TumorClusterParameters as P
 
     case, lungs = solid_case
     mean = ndi.uniform_filter(case.ct.astype(np.float32), size=(1, 3, 3))

@@ -23,6 +23,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SHOTS = REPO / "out" / "web-app-screenshots"
 SAMPLE = REPO / "LungTumorRecon" / "Resources" / "SampleData"
+STATE_PREFIX = "ltr__PanelState__"  # TypedState's ids: namespace, dataclass, field
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +88,7 @@ class Page:
         shots.mkdir(parents=True, exist_ok=True)
         driver.get(url)
         self.wait_for(lambda: self.d.find_elements(By.ID, "ltr-run-all"), 60, "the panel")
-        self.wait_for(lambda: self.state("ltr_axial_probe"), 30, "the axial view")
+        self.wait_for(lambda: self.state("axial_probe"), 30, "the axial view")
         self.wait_for(self._view_images, 60, "the views' first images")  # slow under load: wait, don't guess
 
     def wait_for(self, condition, timeout: float, what: str):
@@ -101,7 +102,11 @@ class Page:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
     def state(self, name: str):
-        return self.d.execute_script(f"return window.trame.state.get('{name}')")
+        """A field of the panel's typed state (LungTumorReconWeb.state.PanelState)."""
+        return self.trame_state(STATE_PREFIX + name)
+
+    def trame_state(self, state_id: str):
+        return self.d.execute_script(f"return window.trame.state.get('{state_id}')")
 
     def el(self, element_id: str):
         return self.d.find_element(self.By.ID, element_id)
@@ -128,7 +133,7 @@ class Page:
 
     def axial_pixel(self, ras) -> tuple[float, float]:
         """Where a RAS point lies in the axial view's image (offset from its centre, CSS px)."""
-        probe = self.state("ltr_axial_probe")
+        probe = self.state("axial_probe")
         m = np.array(probe["xy_to_ras"]).reshape(4, 4)
         w, h = probe["size"]
         xy = np.linalg.solve(m[:2, :2], np.asarray(ras[:2]) - m[:2, 3])  # axial: z is the slice
@@ -140,14 +145,14 @@ class Page:
         """Move the axial view's slider with the keyboard, as a user would, to the slice at z."""
         from selenium.webdriver.common.keys import Keys
 
-        current = self.state("ltr_axial_probe")["xy_to_ras"][11]
+        current = self.state("axial_probe")["xy_to_ras"][11]
         steps = int(round((z_ras - current) / spacing))
         slider = self.d.find_elements(self.By.CSS_SELECTOR, ".slice-slider-gutter .v-slider-thumb")
         thumb = next(t for t in slider if t.is_displayed() and self._is_in_axial(t))
         key = Keys.ARROW_RIGHT if steps > 0 else Keys.ARROW_LEFT
         for _ in range(abs(steps)):
             thumb.send_keys(key)
-        self.wait_for(lambda: abs(self.state("ltr_axial_probe")["xy_to_ras"][11] - z_ras) < spacing / 2, 20,
+        self.wait_for(lambda: abs(self.state("axial_probe")["xy_to_ras"][11] - z_ras) < spacing / 2, 20,
                       f"the axial slice at z = {z_ras}")
 
     def _is_in_axial(self, element) -> bool:
@@ -177,7 +182,7 @@ class Page:
         chain.release().perform()
 
     def wait_idle(self, timeout: float) -> None:
-        self.wait_for(lambda: self.state("ltr_busy") is False and self.state("ltr_message"), timeout, "the stage")
+        self.wait_for(lambda: self.state("busy") is False and self.state("message"), timeout, "the stage")
 
     def choose(self, element_id: str, item: str) -> None:
         """Pick an item of a select box the way a user does: open it, click the item."""
@@ -190,7 +195,7 @@ class Page:
 
     def table(self, element_id: str) -> list[dict]:
         """A results table's rows as dicts of its header texts, once the page shows the server's rows."""
-        state = {"ltr-volumes-table": "ltr_volume_rows", "ltr-tumors-table": "ltr_tumor_rows"}[element_id]
+        state = {"ltr-volumes-table": "volume_rows", "ltr-tumors-table": "tumor_rows"}[element_id]
 
         def shown():
             rows = self._table_now(element_id)
@@ -231,7 +236,7 @@ def _sample_tumour():
 def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     """Issue 10's user path: seed by click, Run all, results, a lung corrected and re-propagated,
     the scene exported and read back."""
-    from LungTumorReconLib.scene import Scene
+    from LungTumorReconLib.mrml.scene import Scene
 
     url, out = server
     page = Page(browser, url, tmp_path / "shots")
@@ -242,9 +247,9 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     label_ml, centre_ras, g = _sample_tumour()
     page.go_to_axial_z(centre_ras[2], g.spacing[2])
     page.click("ltr-place-tumor")
-    page.wait_for(lambda: page.state("ltr_placing") == "tumor", 10, "place mode")
+    page.wait_for(lambda: page.state("placing") == "tumor", 10, "place mode")
     page.click_axial(centre_ras)
-    seeds = page.wait_for(lambda: page.state("ltr_seeds"), 20, "the seed")
+    seeds = page.wait_for(lambda: page.state("seeds"), 20, "the seed")
     assert [s["label"] for s in seeds] == ["tumor"]
     placed = np.array([float(v) for v in seeds[0]["ras"].split(",")])
     assert np.linalg.norm(placed[:2] - centre_ras[:2]) < 3.0 and abs(placed[2] - centre_ras[2]) <= g.spacing[2]
@@ -253,18 +258,18 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     # 3. Run all, with the progress bar moving and finishing. LNHG: the default GK gives 1.71 mL
     # against the label's 1.36 mL (+26%: it keeps the partial-volume rim, about -370 HU, that the
     # delineation leaves out); LNHG, trained on synthetic chests only, gives 1.28-1.30 mL (the clicked seed moves a little).
-    page.choose("ltr-tumor-method", "lnhg")
-    page.wait_for(lambda: page.state("ltr_tumor") == "lnhg", 5, "the method")
+    page.choose("ltr-tumor-method", "LNHG (network)")
+    page.wait_for(lambda: page.state("tumor") == "lnhg", 5, "the method")
     page.click("ltr-run-all")
-    page.wait_for(lambda: page.state("ltr_busy"), 10, "the run to start")
+    page.wait_for(lambda: page.state("busy"), 10, "the run to start")
     seen = set()
     deadline = time.time() + 180
-    while page.state("ltr_busy") and time.time() < deadline:
-        seen.add(page.state("ltr_progress"))
+    while page.state("busy") and time.time() < deadline:
+        seen.add(page.state("progress"))
         time.sleep(0.2)
     page.wait_idle(10)
-    assert page.state("ltr_error") == "", page.state("ltr_error")
-    assert page.state("ltr_progress") == 100 and any(0 < p < 100 for p in seen), seen
+    assert page.state("error") == "", page.state("error")
+    assert page.state("progress") == 100 and any(0 < p < 100 for p in seen), seen
     page.shot("3-run-all")
     page.el("ltr-panel").screenshot(str(page.shots / "panel.png"))
     shutil.copy(page.shots / "panel.png", SHOTS / "panel.png")
@@ -282,11 +287,11 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     assert set(before) == {"right lung", "left lung", "tumor"}
 
     # 5. erase part of the right lung on this slice with the editor, then re-propagate it
-    from LungTumorReconLib.ct_io import read_ct
-    from LungTumorReconLib.lungs_threshold import segment_lungs_threshold
+    from LungTumorReconLib.io.ct import read_ct
+    from LungTumorReconLib.lungs.threshold import segment_lungs_threshold
 
     ct = read_ct(SAMPLE / "lung1_image.nrrd")
-    k = int(page.state("ltr_axial_k"))
+    k = int(page.state("axial_k"))
     right = segment_lungs_threshold(ct.array, ct.geometry)["right lung"][k]
     jj, ii = np.nonzero(right)
     from LungTumorReconLib.coordinates import lps_to_ras
@@ -298,11 +303,11 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     row = ii[jj == j_mid]
     page.el("ltr-correct-lung")  # the right lung is the default choice, and the editor's active segment
     page.d.find_element(page.By.CSS_SELECTOR, ".mdi-eraser").click()
-    page.wait_for(lambda: str(page.state("SegmentEditorState__active_effect_name")).endswith("Erase"), 10,
+    page.wait_for(lambda: str(page.trame_state("SegmentEditorState__active_effect_name")).endswith("Erase"), 10,
                   "the eraser to be the active effect")  # as the user waits for the tool to light up
     for dj in (-6, -3, 0, 3, 6):  # a band across the lung, several brush widths high
         page.drag_axial(ras_of(j_mid + dj, row.min() + 2), ras_of(j_mid + dj, row.max() - 2))
-    page.wait_for(lambda: page.state("ltr_busy") is False, 5, "idle")
+    page.wait_for(lambda: page.state("busy") is False, 5, "idle")
 
     def right_lung_voxels():
         return {r["segment"]: int(r["voxels"]) for r in page.table("ltr-volumes-table")}["right lung"]
@@ -315,9 +320,9 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     corrected = page.wait_for(settled_right_lung, 20, "the volumes table to show the erased band")
     page.shot("5-corrected")
     page.click("ltr-repropagate")
-    page.wait_for(lambda: page.state("ltr_busy"), 10, "the re-propagation to start")
-    page.wait_for(lambda: page.state("ltr_busy") is False, 120, "the re-propagation")
-    assert page.state("ltr_error") == "", page.state("ltr_error")
+    page.wait_for(lambda: page.state("busy"), 10, "the re-propagation to start")
+    page.wait_for(lambda: page.state("busy") is False, 120, "the re-propagation")
+    assert page.state("error") == "", page.state("error")
     after = {r["segment"]: int(r["voxels"]) for r in page.table("ltr-volumes-table")}
     assert after["left lung"] == before["left lung"] and after["tumor"] == before["tumor"]
     assert after["right lung"] != before["right lung"]
@@ -335,7 +340,7 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
 
     # 6. export the scene as .mrb and read it back headless: the segments are intact
     page.click("ltr-save-mrb")
-    page.wait_for(lambda: page.state("ltr_saved"), 60, "the export")
+    page.wait_for(lambda: page.state("saved"), 60, "the export")
     mrb = out / "lungtumorrecon.mrb"
     assert mrb.is_file() and not list(out.glob(".*partial*"))
     scene = Scene.load(mrb)
@@ -379,10 +384,10 @@ def test_web_app_candidates_seed_and_heterogeneity_map(server, browser, tmp_path
     url, _ = server
     page = Page(browser, url, tmp_path / "shots")
     page.click("ltr-run-all")
-    page.wait_for(lambda: page.state("ltr_busy"), 10, "the run to start")
-    page.wait_for(lambda: page.state("ltr_busy") is False, 240, "Run all")
-    assert page.state("ltr_error") == "", page.state("ltr_error")
-    candidates = page.wait_for(lambda: page.state("ltr_candidates"), 10, "the candidates")
+    page.wait_for(lambda: page.state("busy"), 10, "the run to start")
+    page.wait_for(lambda: page.state("busy") is False, 240, "Run all")
+    assert page.state("error") == "", page.state("error")
+    candidates = page.wait_for(lambda: page.state("candidates"), 10, "the candidates")
     rows = page.wait_for(lambda: page.d.find_elements(page.By.CSS_SELECTOR, "#ltr-candidates .ltr-candidate"), 10,
                          "the candidate rows")
     assert len(rows) == len(candidates)
@@ -393,19 +398,19 @@ def test_web_app_candidates_seed_and_heterogeneity_map(server, browser, tmp_path
     page.shot("candidates")
 
     rows[0].find_element(page.By.CSS_SELECTOR, ".ltr-candidate-seed").click()
-    seeds = page.wait_for(lambda: page.state("ltr_seeds"), 10, "the seed")
+    seeds = page.wait_for(lambda: page.state("seeds"), 10, "the seed")
     assert [s["label"] for s in seeds] == ["tumor"]
     assert np.allclose([float(v) for v in seeds[0]["ras"].split(",")], best, atol=0.11)
-    page.wait_for(lambda: abs(page.state("ltr_axial_probe")["xy_to_ras"][11] - best[2]) < g.spacing[2] / 2, 10,
+    page.wait_for(lambda: abs(page.state("axial_probe")["xy_to_ras"][11] - best[2]) < g.spacing[2] / 2, 10,
                   "the axial view at the candidate")
 
-    page.choose("ltr-tumor-method", "lnhg")
-    page.wait_for(lambda: page.state("ltr_tumor") == "lnhg", 5, "the method")
+    page.choose("ltr-tumor-method", "LNHG (network)")
+    page.wait_for(lambda: page.state("tumor") == "lnhg", 5, "the method")
     page.click("ltr-run-tumor")
-    page.wait_for(lambda: page.state("ltr_busy"), 10, "the tumour stage to start")
-    page.wait_for(lambda: page.state("ltr_busy") is False, 180, "the tumour stage")
-    assert page.state("ltr_error") == "", page.state("ltr_error")
-    assert page.state("ltr_candidates") == []  # seeded now: no candidates
+    page.wait_for(lambda: page.state("busy"), 10, "the tumour stage to start")
+    page.wait_for(lambda: page.state("busy") is False, 180, "the tumour stage")
+    assert page.state("error") == "", page.state("error")
+    assert page.state("candidates") == []  # seeded now: no candidates
     volume = float({r["measurement"]: r for r in page.table("ltr-tumors-table")}["volume (mL)"]["tumor 1"])
     assert abs(volume - label_ml) <= 0.10 * label_ml, (volume, label_ml)
 
@@ -413,7 +418,7 @@ def test_web_app_candidates_seed_and_heterogeneity_map(server, browser, tmp_path
     box = page.wait_for(lambda: page.d.find_elements(page.By.CSS_SELECTOR, "label[for=ltr-show-heterogeneity]"), 10,
                         "the heterogeneity switch")  # the check box's label, as a user clicks it
     box[0].click()
-    page.wait_for(lambda: page.state("ltr_show_heterogeneity") is True, 5, "the switch")
+    page.wait_for(lambda: page.state("show_heterogeneity") is True, 5, "the switch")
     changed = page.wait_for(lambda: np.argwhere(np.abs(_axial_pixels(page) - before).sum(axis=2) > 30).tolist(), 20,
                             "the map in the axial view")
     changed = np.array(changed)
@@ -428,15 +433,15 @@ def test_web_app_cancel_keeps_the_ui_responsive_and_the_scene_unchanged(server, 
     url, _ = server
     page = Page(browser, url, tmp_path / "shots")
     page.click("ltr-run-lungs")
-    page.wait_for(lambda: page.state("ltr_busy"), 10, "the run to start")
+    page.wait_for(lambda: page.state("busy"), 10, "the run to start")
     # the UI answers while the child process works: a typed file name reaches the server
     field = page.el("ltr-mrb-name")
     field.send_keys("x")
-    page.wait_for(lambda: str(page.state("ltr_mrb_name")).endswith("x"), 5, "the typed name")
-    assert page.state("ltr_busy")
+    page.wait_for(lambda: str(page.state("mrb_name")).endswith("x"), 5, "the typed name")
+    assert page.state("busy")
     page.shot("cancel-running")
     page.click("ltr-cancel")
-    page.wait_for(lambda: page.state("ltr_busy") is False, 10, "the cancel")
+    page.wait_for(lambda: page.state("busy") is False, 10, "the cancel")
     assert "cancelled" in page.text("ltr-message")
     assert page.segment_names() == [] and page.table("ltr-volumes-table") == []
 
@@ -445,7 +450,7 @@ def test_web_app_shows_errors_in_the_panel_and_stays_usable(server, browser, tmp
     url, out = server
     page = Page(browser, url, tmp_path / "shots")
     page.click("ltr-run-recon")  # no tumour yet
-    error = page.wait_for(lambda: page.state("ltr_error"), 10, "the error")
+    error = page.wait_for(lambda: page.state("error"), 10, "the error")
     assert "no tumor segment to reconstruct" in error and "\n" not in error
     assert "no tumor segment" in page.text("ltr-error")
     field = page.el("ltr-mrb-name")
@@ -453,13 +458,13 @@ def test_web_app_shows_errors_in_the_panel_and_stays_usable(server, browser, tmp
 
     field.send_keys(Keys.CONTROL, "a")
     field.send_keys("../escape.mrb")
-    page.wait_for(lambda: page.state("ltr_mrb_name") == "../escape.mrb", 5, "the typed name")
+    page.wait_for(lambda: page.state("mrb_name") == "../escape.mrb", 5, "the typed name")
     page.click("ltr-save-mrb")
-    page.wait_for(lambda: "file name ending in .mrb" in (page.state("ltr_error") or ""), 10, "the refusal")
+    page.wait_for(lambda: "file name ending in .mrb" in (page.state("error") or ""), 10, "the refusal")
     assert not (out.parent / "escape.mrb").exists()
     page.shot("error")
     page.click("ltr-run-lungs")  # still usable
-    page.wait_for(lambda: page.state("ltr_busy") is False and "done" in page.text("ltr-message"), 120, "the lungs")
+    page.wait_for(lambda: page.state("busy") is False and "done" in page.text("ltr-message"), 120, "the lungs")
     assert {"right lung", "left lung"} <= set(page.segment_names())
 
 

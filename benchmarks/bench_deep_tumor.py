@@ -25,13 +25,13 @@ import numpy as np
 from bench_tumor import SYNTHETIC_SEEDS, _deepest, cases
 from harness import measure, table
 
-from LungTumorReconLib.deep_tumor import SEED_BOX_MM, box_around, segment_tumor_deep, segment_tumor_in_regions
+from LungTumorReconLib.tumor.deep import SEED_BOX_MM, box_around, segment_tumor_deep, segment_tumor_in_regions
 from LungTumorReconLib.evaluation import compare_masks, confusion_scores, detection_counts, dice_2d
-from LungTumorReconLib.lnhg import region_segmenter
-from LungTumorReconLib.lungs_resunet import LUNG_MODEL, segment_lungs_resunet
-from LungTumorReconLib.model_registry import load_model, registry
+from LungTumorReconLib.tumor.lnhg import region_segmenter
+from LungTumorReconLib.lungs.resunet import LUNG_MODEL, segment_lungs_resunet
+from LungTumorReconLib.networks.registry import load_model, registry
 from LungTumorReconDev.synthetic_thorax import TUMOR_KINDS
-from LungTumorReconLib.tumor_clustering import TumorClusterParameters, segment_tumor_at_seed
+from LungTumorReconLib.tumor.clustering import TumorClusterParameters, segment_tumor_at_seed
 
 REAL_NAME = {"lung1": "lung1", "LIDC-0001 (>=2 readers)": "LIDC-IDRI-0001"}  # bench case -> training name
 FOLD = {"lung1": "-without-lung1", "LIDC-IDRI-0001": "-without-lidc"}

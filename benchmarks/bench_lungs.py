@@ -35,26 +35,26 @@ from scipy import ndimage as ndi
 from skimage import measure as skmeasure
 from skimage.segmentation import active_contour
 
-from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
+from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
 from LungTumorReconLib.evaluation import dice
-from LungTumorReconLib.lung_air import LungAirParameters
-from LungTumorReconLib.lung_border import bridge_pleural_indentations
-from LungTumorReconLib.lungs_snake import SnakeLungParameters, fill_polygon, segment_lungs_snake
-from LungTumorReconLib.lungs_threshold import segment_lungs_threshold
-from LungTumorReconLib.snake_viterbi import SnakeParameters, slice_energy, viterbi_snake
+from LungTumorReconLib.lungs.air import LungAirParameters
+from LungTumorReconLib.lungs.border import bridge_pleural_indentations
+from LungTumorReconLib.lungs.snake import SnakeLungParameters, fill_polygon, segment_lungs_snake
+from LungTumorReconLib.lungs.threshold import segment_lungs_threshold
+from LungTumorReconLib.lungs.snake_viterbi import SnakeParameters, slice_energy, viterbi_snake
 
 
 
 @functools.cache
 def _organ_model():
-    from LungTumorReconLib.lungs_resunet import LUNG_MODEL
-    from LungTumorReconLib.model_registry import load_model
+    from LungTumorReconLib.lungs.resunet import LUNG_MODEL
+    from LungTumorReconLib.networks.registry import load_model
 
     return load_model(LUNG_MODEL)
 
 
 def segment_lungs_resunet(hu, geometry):
-    from LungTumorReconLib.lungs_resunet import segment_lungs_resunet as segment
+    from LungTumorReconLib.lungs.resunet import segment_lungs_resunet as segment
 
     return segment(hu, geometry, _organ_model())
 
@@ -140,7 +140,7 @@ def _start_contour(truth: np.ndarray, spacing: tuple[float, float], shrink_mm: f
     if not contours:
         return None
     c = max(contours, key=len) - 1
-    from LungTumorReconLib.snake_viterbi import resample_closed
+    from LungTumorReconLib.lungs.snake_viterbi import resample_closed
 
     n = int(np.clip(len(c) / 2, 40, 300))
     return resample_closed(c, n)

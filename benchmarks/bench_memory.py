@@ -25,10 +25,10 @@ from harness import REPO, table  # noqa: F401  (REPO puts the library on sys.pat
 
 import numpy as np
 
-from LungTumorReconLib import memory_budget
+from LungTumorReconLib.pipeline import memory as memory_budget
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.ct_io import write_image
-from LungTumorReconLib.seeds_io import Seed, seeds_to_markups_json
+from LungTumorReconLib.io.ct import write_image
+from LungTumorReconLib.io.seeds import Seed, seeds_to_markups_json
 from LungTumorReconDev.synthetic_thorax import make_thorax
 
 LIMIT_GB = 8.0
@@ -54,7 +54,7 @@ PATHS = {
 
 _CHILD = ("import sys\n"
           "from LungTumorReconLib.cli import main\n"
-          "from LungTumorReconLib.memory_budget import peak_rss_bytes\n"
+          "from LungTumorReconLib.pipeline.memory import peak_rss_bytes\n"
           "code = main(sys.argv[1:])\n"
           "print('PEAK_RSS_BYTES', int(peak_rss_bytes()), file=sys.stderr)\n"
           "sys.exit(code)\n")

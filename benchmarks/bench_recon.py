@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 from harness import DATA, measure, table
 
-from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
+from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
 from LungTumorReconLib.evaluation import compare_masks
-from LungTumorReconLib.surface_marching_cubes import surface_to_mask
-from LungTumorReconLib.surface_reconstruction import RECONSTRUCTIONS
+from LungTumorReconLib.surface.marching_cubes import surface_to_mask
+from LungTumorReconLib.surface.reconstruction import RECONSTRUCTIONS
 from LungTumorReconDev.synthetic_thorax import FREE_TUMOR_KINDS
 from LungTumorReconDev.thick_slice_cases import decimate_label, synthetic_thick_case
 
@@ -42,7 +42,7 @@ def cases():
 
 def slicer_closed_surface(mask, geometry, ct=None):
     """Slicer's own binary labelmap -> closed surface conversion (smoothing factor 0.5, its default)."""
-    from LungTumorReconLib.scene import Scene
+    from LungTumorReconLib.mrml.scene import Scene
 
     scene = Scene()
     try:
@@ -55,8 +55,8 @@ def slicer_closed_surface(mask, geometry, ct=None):
 def methods() -> dict:
     out = {m: fn for m, fn in RECONSTRUCTIONS.items() if m != "gan"}
     out["slicer"] = slicer_closed_surface
-    from LungTumorReconLib.model_registry import load_model, registry
-    from LungTumorReconLib.surface_gan import gan_surface
+    from LungTumorReconLib.networks.registry import load_model, registry
+    from LungTumorReconLib.surface.gan import gan_surface
 
     for name in registry():
         model = load_model(name)
@@ -70,8 +70,8 @@ def gan_prior_surface(mask, geometry, ct=None):
     """The ablation of the whole network: the zero level of the GAN's own prior, the
     slice-interpolated signed distance resampled (cubic) onto the GAN's grid, with no
     generator correction. What the ResNet, LSTM and generator add is the gap to this row."""
-    from LungTumorReconLib.surface_gan import prepare_inputs
-    from LungTumorReconLib.surface_marching_cubes import iso_surface
+    from LungTumorReconLib.surface.gan import prepare_inputs
+    from LungTumorReconLib.surface.marching_cubes import iso_surface
 
     inputs = prepare_inputs(mask, np.where(mask, 0.0, -850.0).astype(np.float32), geometry)
     return iso_surface(-inputs.volume[0], inputs.grid, 0.0)

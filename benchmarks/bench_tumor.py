@@ -21,13 +21,13 @@ import numpy as np
 from harness import DATA, measure, table
 from scipy import ndimage as ndi
 
-from LungTumorReconLib.ct_io import read_ct, read_label_on_grid
+from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
 from LungTumorReconLib.errors import LungTumorReconError
 from LungTumorReconLib.evaluation import compare_masks, dice
-from LungTumorReconLib.gk_clustering import fuzzy_c_means, gustafson_kessel
+from LungTumorReconLib.tumor.gk import fuzzy_c_means, gustafson_kessel
 from LungTumorReconDev.lidc_annotations import read_lidc_reader_masks
-from LungTumorReconLib.lungs_snake import segment_lungs_snake
-from LungTumorReconLib.tumor_clustering import (
+from LungTumorReconLib.lungs.snake import segment_lungs_snake
+from LungTumorReconLib.tumor.clustering import (
     TumorClusterParameters,
     lung_cavity,
     segment_tumor_at_seed,

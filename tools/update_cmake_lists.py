@@ -4,12 +4,14 @@ import re
 from pathlib import Path
 
 MODULE = Path(__file__).resolve().parent.parent / "LungTumorRecon"
+SHIPPED_PACKAGES = ("LungTumorReconLib", "LungTumorReconModule")  # what the Slicer extension installs
 
 
 def main() -> None:
     path = MODULE / "CMakeLists.txt"
     text = path.read_text()
-    scripts = ["${MODULE_NAME}.py"] + sorted(p.relative_to(MODULE).as_posix() for p in MODULE.glob("LungTumorReconLib/**/*.py"))
+    scripts = ["${MODULE_NAME}.py"] + sorted(
+        p.relative_to(MODULE).as_posix() for package in SHIPPED_PACKAGES for p in MODULE.glob(f"{package}/**/*.py"))
     resources = sorted(
         p.relative_to(MODULE).as_posix()
         for p in (MODULE / "Resources").rglob("*")

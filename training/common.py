@@ -129,7 +129,7 @@ class MetricsLog:
 
 def write_registry_entry(name: str, entry: dict) -> None:
     """Set ``name``'s entry in Resources/Models/registry.json (the file model_registry reads)."""
-    from LungTumorReconLib.model_registry import registry as read_registry
+    from LungTumorReconLib.networks.registry import registry as read_registry
     from LungTumorReconLib.resources import resource_path
 
     registry = read_registry()
@@ -165,7 +165,7 @@ def export_safetensors(model: torch.nn.Module, path: Path) -> str:
     """The weights as safetensors; returns their SHA-256."""
     from safetensors.torch import save_file
 
-    from LungTumorReconLib.model_registry import sha256
+    from LungTumorReconLib.networks.registry import sha256
 
     state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
     save_file(state, str(path))

@@ -32,7 +32,7 @@ from common import (
     write_registry_entry,
 )
 
-from LungTumorReconLib.deep_tumor import model_grid_image, to_model_grid
+from LungTumorReconLib.tumor.deep import model_grid_image, to_model_grid
 from LungTumorReconDev.synthetic_thorax import TUMOR_KINDS
 from LungTumorReconDev.tumor_datasets import TRAINABLE_REAL_CASES, TumorCase, read_real_case, synthetic_tumor_case
 
@@ -251,7 +251,7 @@ def finish(args, dist, info: dict, architecture: str, config, card: str) -> int:
 def install_ensemble(name: str, members: list[str], card: str) -> None:
     """A registry entry that averages the probabilities of other entries (their SHA-256s are
     checked when each member loads)."""
-    from LungTumorReconLib.model_registry import registry
+    from LungTumorReconLib.networks.registry import registry
 
     entries = registry()
     missing = [m for m in members if m not in entries]

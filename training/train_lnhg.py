@@ -47,7 +47,7 @@ from common import (
 from scipy import ndimage as ndi
 from segmenter_training import TRAINING_KEYS, add_segmenter_arguments, cases_for_run, sample_window
 
-from LungTumorReconLib.lnhg import three_slice_images
+from LungTumorReconLib.tumor.lnhg import three_slice_images
 from LungTumorReconLib.networks.lnhg_wgan import (
     LnhgGeneratorConfig,
     NoduleGenerator,
@@ -89,7 +89,7 @@ class Perceptual(torch.nn.Module):
             features.load_state_dict(state)
             self.net, self.channels = features[:16], 3
         else:
-            from LungTumorReconLib.model_registry import load_model
+            from LungTumorReconLib.networks.registry import load_model
 
             resunet = load_model("resunet-tumor")
             self.net = torch.nn.Sequential(resunet.encoders[0], resunet.encoders[1])

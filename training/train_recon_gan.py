@@ -41,7 +41,7 @@ from common import (
 )
 
 from LungTumorReconLib.networks.slice_lstm_gan import SliceLstmGan, SliceLstmGanConfig, make_discriminator
-from LungTumorReconLib.surface_gan import prepare_inputs, truth_on_grid
+from LungTumorReconLib.surface.gan import prepare_inputs, truth_on_grid
 from LungTumorReconDev.synthetic_thorax import FREE_TUMOR_KINDS
 from LungTumorReconDev.thick_slice_cases import synthetic_thick_case
 

@@ -16,9 +16,13 @@ import time
 import traceback
 from pathlib import Path
 
-from . import __version__, methods
-from .errors import LungTumorReconError, UnavailableError
-from .resources import resource_path
+from LungTumorReconLib import __version__
+
+from LungTumorReconLib.pipeline import methods
+from LungTumorReconLib.errors import LungTumorReconError, UnavailableError
+from LungTumorReconLib.pipeline.events import ProgressEvent, Step
+from LungTumorReconLib.pipeline.options import PipelineOptions
+from LungTumorReconLib.resources import resource_path
 
 SAMPLE_DIR = resource_path("SampleData")
 SAMPLE_CT = SAMPLE_DIR / "lung1_image.nrrd"
@@ -41,10 +45,17 @@ class _Progress:
         self.quiet = quiet
         self.t0 = time.perf_counter()
 
-    def __call__(self, message: str) -> None:
+    def __call__(self, event: ProgressEvent) -> None:
         if not self.quiet:
-            sys.stderr.write(f"[{time.perf_counter() - self.t0:6.1f} s] {message}\n")
+            sys.stderr.write(f"[{time.perf_counter() - self.t0:6.1f} s] {event.message}\n")
             sys.stderr.flush()
+
+
+# Each PipelineOptions field (and batch's jobs) by its flag, for errors that name an option.
+FLAGS = {"lungs": "--lungs", "tumor": "--tumor", "recon": "--recon", "device": "--device", "weights": "--weights",
+         "recon_weights": "--recon-weights", "seeds_path": "--seeds", "tumor_mask_path": "--tumor-mask",
+         "lungs_from": "--lungs-from", "lung_correction": "--lung-correction", "tumor_per_slice": "--tumor-per-slice",
+         "memory_check": "--skip-memory-check", "jobs": "--jobs"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,31 +145,51 @@ def _add_method_options(p: argparse.ArgumentParser, per_case: bool = True) -> No
                    help="safetensors weights for --recon gan of the same architecture (default: the shipped model)")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from .output_folder import check_output_dir, write_result
-    from .pipeline import PipelineOptions, run_pipeline
-
-    progress = _Progress(args.quiet)
-    options = PipelineOptions(
+def _options_from_args(args: argparse.Namespace) -> PipelineOptions:
+    """The one place the CLI's arguments become options (run, and batch without per-case files)."""
+    return PipelineOptions(
         lungs=args.lungs,
         tumor=args.tumor,
         recon=args.recon,
         device=args.device,
         weights=args.weights,
         recon_weights=args.recon_weights,
-        seeds_path=args.seeds,
-        tumor_mask_path=args.tumor_mask,
-        lungs_from=args.lungs_from,
-        lung_correction=args.lung_correction,
+        seeds_path=getattr(args, "seeds", None),
+        tumor_mask_path=getattr(args, "tumor_mask", None),
+        lungs_from=getattr(args, "lungs_from", None),
+        lung_correction=getattr(args, "lung_correction", None),
         tumor_per_slice=args.tumor_per_slice,
         memory_check=not args.skip_memory_check,
     )
+
+
+def _run_args(options: PipelineOptions) -> list[str]:
+    """The ``run`` flags that give each case of a batch these options (not the per-case files)."""
+    run_args = ["--lungs", options.lungs, "--recon", options.recon, "--device", options.device]
+    if options.tumor is not None:
+        run_args += ["--tumor", options.tumor]
+    if options.tumor_per_slice:
+        run_args.append("--tumor-per-slice")
+    if not options.memory_check:
+        run_args.append("--skip-memory-check")
+    for flag, value in (("--weights", options.weights), ("--recon-weights", options.recon_weights)):
+        if value is not None:
+            run_args += [flag, str(Path(value).resolve())]
+    return run_args
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from LungTumorReconLib.io.output_folder import check_output_dir, write_result
+    from LungTumorReconLib.pipeline.run import run_pipeline
+
+    progress = _Progress(args.quiet)
+    options = _options_from_args(args)
     check_output_dir(args.out, args.overwrite)  # refuse before any work
     result = run_pipeline(args.input, options, progress)
     for warning in result.warnings:
         sys.stderr.write(f"warning: {warning}\n")
     out = write_result(result, args.out, args.overwrite, seeds_path=str(args.seeds) if args.seeds else None, progress=progress)
-    progress(f"done: {out}")
+    progress(ProgressEvent(Step.DONE, f"done: {out}"))
     return 0
 
 
@@ -168,9 +199,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     The computed tumour is scored against the shipped reference label (which the run never
     sees).
     """
-    from .evaluation import compare_masks
-    from .output_folder import write_result
-    from .pipeline import PipelineOptions, run_pipeline
+    from LungTumorReconLib.evaluation import compare_masks
+    from LungTumorReconLib.io.output_folder import write_result
+    from LungTumorReconLib.pipeline.run import run_pipeline
 
     progress = _Progress(args.quiet)
     options = PipelineOptions(seeds_path=SAMPLE_SEEDS)
@@ -184,7 +215,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name, mask in result.segments.items():
         print(f"  {name}: {float(mask.sum()) * result.ct.geometry.voxel_volume_ml:.1f} mL")
     if "tumor" in result.segments:
-        from .ct_io import read_label_on_grid
+        from LungTumorReconLib.io.ct import read_label_on_grid
 
         reference = read_label_on_grid(SAMPLE_LABEL, result.ct.geometry)
         scores = compare_masks(result.segments["tumor"], reference, tuple(result.ct.geometry.spacing[::-1]))
@@ -194,22 +225,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     """Exit code 0 when every case succeeded (or was already done), 3 when some failed."""
-    from .batch import SUMMARY_FILE, run_batch
-    from .pipeline import PipelineOptions, check_options
+    from LungTumorReconLib.pipeline.batch import SUMMARY_FILE, run_batch
+    from LungTumorReconLib.pipeline.run import check_options
 
-    # a refused method, device or weights file stops the batch before any case
-    check_options(PipelineOptions(lungs=args.lungs, tumor=args.tumor, recon=args.recon, device=args.device,
-                                  weights=args.weights, recon_weights=args.recon_weights))
-    run_args = ["--lungs", args.lungs, "--recon", args.recon, "--device", args.device]
-    if args.tumor is not None:
-        run_args += ["--tumor", args.tumor]
-    if args.tumor_per_slice:
-        run_args.append("--tumor-per-slice")
-    if args.skip_memory_check:
-        run_args.append("--skip-memory-check")
-    for flag, value in (("--weights", args.weights), ("--recon-weights", args.recon_weights)):
-        if value is not None:
-            run_args += [flag, str(Path(value).resolve())]
+    options = _options_from_args(args)
+    run_args = _run_args(options)
+    check_options(options)  # a refused method, device or weights file stops the batch before any case
     results = run_batch(args.input_dir, args.out, run_args, jobs=args.jobs, quiet=args.quiet)
     failed = [r for r in results if r.status == "failed"]
     sys.stderr.write(f"{len(results) - len(failed)} of {len(results)} cases done; summary: "
@@ -219,9 +240,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_app(args: argparse.Namespace) -> int:
     """Read the CT (and seeds) first, so that bad input is refused before a server starts."""
-    from .ct_io import read_ct
-    from .errors import InputError
-    from .seeds_io import check_seeds_in_volume, read_seeds
+    from LungTumorReconLib.io.ct import read_ct
+    from LungTumorReconLib.errors import InputError
+    from LungTumorReconLib.io.seeds import check_seeds_in_volume, read_seeds
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port}: give a port between 1 and 65535")
@@ -246,10 +267,10 @@ def cmd_app(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .ct_io import read_label_on_grid
-    from .errors import InputError
-    from .evaluation import compare_masks
-    from .segmentation_io import read_segments
+    from LungTumorReconLib.io.ct import read_label_on_grid
+    from LungTumorReconLib.errors import InputError
+    from LungTumorReconLib.evaluation import compare_masks
+    from LungTumorReconLib.io.segmentation import read_segments
 
     segments, geometry = read_segments(args.pred)
     if args.segment not in segments:
@@ -282,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     except LungTumorReconError as exc:
         if args.debug:
             traceback.print_exc()
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {exc.describe(FLAGS)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")

@@ -1,0 +1,41 @@
+"""Threshold baseline for the lungs: the simple method the snake is measured against.
+
+1. air inside the body, airways removed (:func:`lung_air.lung_air`);
+2. the largest air components are the lungs; a single component (lungs touching at the
+   anterior junction, or joined through the bronchi) is split by a watershed of its
+   distance map seeded from the two cores left by erosion;
+3. each lung is closed and its holes filled per axial slice, so that vessels and enclosed
+   tumours count as lung;
+4. right and left are by LPS x: patient right is −x;
+5. the indentations a tumour against the pleura makes are bridged (:mod:`lung_border`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.lungs.air import LungAirParameters, close_and_fill, largest_components, lung_air, name_by_side, split_in_two
+from LungTumorReconLib.lungs.border import bridge_pleural_indentations
+
+ThresholdLungParameters = LungAirParameters
+
+
+def segment_lungs_threshold(
+    hu: np.ndarray, geometry: VolumeGeometry, params: LungAirParameters | None = None
+) -> dict[str, np.ndarray]:
+    """Return ``{"right lung": mask, "left lung": mask}`` (bool, (k, j, i)); absent lungs are omitted."""
+    params = params or LungAirParameters()
+    spacing_kji = np.asarray(geometry.spacing[::-1], dtype=float)
+    lungs = largest_components(lung_air(hu, geometry, params), geometry, params)
+    if not lungs:
+        return {}
+    if len(lungs) == 1:
+        lungs = split_in_two(lungs[0], spacing_kji, geometry, params) or lungs
+    filled = {}
+    taken = np.zeros(hu.shape, dtype=bool)
+    for name, mask in name_by_side(lungs, geometry).items():
+        mask = close_and_fill(mask, spacing_kji, params.closing_radius_mm, params.max_hole_mm2) & ~taken
+        taken |= mask
+        filled[name] = mask
+    return bridge_pleural_indentations(filled, hu, geometry) if params.bridge_pleura else filled

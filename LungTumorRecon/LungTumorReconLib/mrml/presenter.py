@@ -1,0 +1,202 @@
+"""How a pipeline result is shown in Slicer's scene: which nodes, tables and colour maps.
+
+:class:`ResultPresenter` decides what a result becomes (a segmentation, the tumour model, the
+heterogeneity map, the two measurement tables) and which of them a stage replaces;
+:class:`~LungTumorReconLib.mrml.scene.Scene` does the MRML work. Every node made here carries
+its :class:`~LungTumorReconLib.mrml.roles.Role` and a reference to its CT, and is found again
+by them (:meth:`ResultPresenter.node_for`), never by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.errors import InputError
+from LungTumorReconLib.io.seeds import TUMOR
+from LungTumorReconLib.mrml.roles import (
+    HETEROGENEITY_COLORMAP,
+    NODE_NAMES,
+    ROLE_ATTRIBUTE,
+    SOURCE_REFERENCE,
+    VOLUMES_COLUMNS,
+    Role,
+)
+from LungTumorReconLib.mrml.scene import Scene
+from LungTumorReconLib.pipeline.session import SceneUpdate, StageInputs
+from LungTumorReconLib.pipeline.stages import Stage, as_stage
+
+
+@dataclass
+class ResultNodes:
+    """The scene's nodes for one result, by role (None: the result has none)."""
+
+    volume: object
+    segmentation: object | None = None
+    seeds: object | None = None
+    model: object | None = None
+    heterogeneity: object | None = None
+    volumes_table: object | None = None
+    tumors_table: object | None = None
+    result: object | None = None  # the PipelineResult shown
+
+
+class ResultPresenter:
+    """Puts pipeline results into a :class:`Scene` and finds them again.
+
+    Example::
+
+        scene = Scene()
+        presenter = ResultPresenter(scene)
+        nodes = presenter.add_result(run_pipeline("ct.nrrd", PipelineOptions()))
+        presenter.node_for(Role.TUMORS_TABLE, nodes.volume)  # the same table node
+    """
+
+    def __init__(self, scene: Scene) -> None:
+        self.scene = scene
+
+    # -- finding the project's nodes -------------------------------------------------------
+    def tag(self, node, role: Role, volume_node=None):
+        """Mark ``node`` as the project's node of ``role`` for the CT ``volume_node``."""
+        node.SetAttribute(ROLE_ATTRIBUTE, role.value)
+        if volume_node is not None:
+            node.SetNodeReferenceID(SOURCE_REFERENCE, volume_node.GetID())
+        return node
+
+    def nodes_for(self, role: Role, volume_node=None) -> list:
+        """Every node of ``role`` made for ``volume_node`` (any CT when None)."""
+        found = []
+        for node in self.scene.nodes_by_class("vtkMRMLNode"):
+            if node.GetAttribute(ROLE_ATTRIBUTE) != role.value:
+                continue
+            if volume_node is not None and node.GetNodeReferenceID(SOURCE_REFERENCE) != volume_node.GetID():
+                continue
+            found.append(node)
+        return found
+
+    def node_for(self, role: Role, volume_node=None):
+        """The newest node of ``role`` made for ``volume_node``, or None."""
+        found = self.nodes_for(role, volume_node)
+        return found[-1] if found else None
+
+    def remove(self, role: Role, volume_node=None) -> None:
+        for node in self.nodes_for(role, volume_node):
+            self.scene.mrml.RemoveNode(node)
+
+    def stage_inputs(self, stage: Stage | str, volume_node, seeds_node=None, segmentation_node=None) -> StageInputs:
+        """What a stage starts from, as the scene holds it now: the CT, the placed seeds (in the
+        CT's frame) and, except for Run all, the segments with the user's edits."""
+        if not volume_node:
+            raise InputError("select an input CT")
+        ct = Scene.volume_ct(volume_node)
+        seeds = Scene.seeds_from_node(seeds_node, volume_node) if seeds_node is not None else []
+        segments = {}
+        if as_stage(stage) is not Stage.ALL and segmentation_node is not None:
+            segments = self.scene.segment_masks(segmentation_node, ct.geometry)
+        return StageInputs(ct=ct, seeds=seeds, segments=segments)
+
+    # -- whole results -----------------------------------------------------------------------
+    def add_result(self, result, volume_node=None, segmentation_node=None) -> ResultNodes:
+        """Put a :class:`PipelineResult` into the scene: the CT (unless given), the segmentation,
+        the model, the seeds and the measurement tables, beside whatever is there."""
+        ct = result.ct
+        g = ct.geometry
+        volume = volume_node or self.scene.add_volume(ct.array, g, name="CT")
+        nodes = ResultNodes(volume=volume, result=result)
+        if result.segments:
+            nodes.segmentation = self._segmentation(result.segments, g, volume, segmentation_node)
+        if result.seeds:
+            nodes.seeds = self.tag(self.scene.add_seeds(result.seeds, name=NODE_NAMES[Role.SEEDS]), Role.SEEDS, volume)
+        self._add_measurements(nodes, result.segments, result.tumors, g, result.surface_lps, result.heterogeneity)
+        return nodes
+
+    def apply(self, result, volume_node, segmentation_node=None, segments: list[str] | None = None) -> ResultNodes:
+        """Put a stage's result into the scene in place of the previous one.
+
+        Only the named ``segments`` are replaced (all of the result's when None), so the user's
+        other segments and corrections stay as they are. The model, the heterogeneity map and
+        the tumour table are replaced when the stage brings them or replaces the tumour; a lung
+        stage keeps them. The volumes table is rebuilt from the segmentation as it now is."""
+        g = result.ct.geometry
+        names = list(result.segments) if segments is None else segments
+        masks = {n: result.segments.get(n, np.zeros(g.shape_kji, dtype=bool)) for n in names}
+        node = self._segmentation({n: m for n, m in masks.items() if m.any()}, g, volume_node, segmentation_node)
+        segmentation = node.GetSegmentation()
+        for name, mask in masks.items():  # a stage that found nothing removes the old segment
+            if not mask.any() and segmentation.GetSegmentIdBySegmentName(name):
+                segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName(name))
+        replaces_tumor = TUMOR in names
+        if result.surface_lps is not None or replaces_tumor:
+            self.remove(Role.TUMOR_MODEL, volume_node)
+        if result.heterogeneity is not None or replaces_tumor:
+            self.remove(Role.HETEROGENEITY, volume_node)
+        self.remove(Role.VOLUMES_TABLE, volume_node)
+        tumors = result.tumors
+        if replaces_tumor or result.tumors:
+            self.remove(Role.TUMORS_TABLE, volume_node)
+        else:
+            tumors = []  # a lung stage keeps the tumour's table as it was
+        nodes = ResultNodes(volume=volume_node, segmentation=node, result=result)
+        self._add_measurements(nodes, self.scene.segment_masks(node, g), tumors, g, result.surface_lps,
+                               result.heterogeneity)
+        nodes.model = nodes.model or self.node_for(Role.TUMOR_MODEL, volume_node)
+        nodes.heterogeneity = nodes.heterogeneity or self.node_for(Role.HETEROGENEITY, volume_node)
+        nodes.tumors_table = nodes.tumors_table or self.node_for(Role.TUMORS_TABLE, volume_node)
+        return nodes
+
+    def apply_update(self, update: SceneUpdate, volume_node, segmentation_node=None) -> ResultNodes:
+        """A finished stage's :class:`SceneUpdate` into the scene (see :meth:`apply`)."""
+        return self.apply(update.result, volume_node, segmentation_node, segments=update.replaced_segments)
+
+    def refresh_segment_volumes(self, segmentation_node, volume_node):
+        """Rebuild the volumes table from the segmentation as it is now (after edits)."""
+        geometry = Scene.volume_geometry(volume_node)
+        self.remove(Role.VOLUMES_TABLE, volume_node)
+        return self._volumes_table(self.scene.segment_masks(segmentation_node, geometry), geometry, volume_node)
+
+    # -- the parts -------------------------------------------------------------------------------
+    def _segmentation(self, masks: dict[str, np.ndarray], geometry: VolumeGeometry, volume_node, node=None):
+        node = self.scene.set_segmentation(masks, geometry, name=NODE_NAMES[Role.SEGMENTATION],
+                                           reference_volume=volume_node, node=node)
+        if not node.GetAttribute(ROLE_ATTRIBUTE):
+            self.tag(node, Role.SEGMENTATION, volume_node)
+        return node
+
+    def _add_measurements(self, nodes: ResultNodes, segments: dict[str, np.ndarray], tumors: list,
+                          g: VolumeGeometry, surface_lps=None, heterogeneity: np.ndarray | None = None) -> None:
+        volume = nodes.volume
+        if surface_lps is not None:
+            nodes.model = self.tag(self.scene.add_model(surface_lps, name=NODE_NAMES[Role.TUMOR_MODEL]),
+                                   Role.TUMOR_MODEL, volume)
+        if heterogeneity is not None and heterogeneity.any():
+            nodes.heterogeneity = self._heterogeneity_map(heterogeneity, g, volume)
+        nodes.volumes_table = self._volumes_table(segments, g, volume)
+        if tumors:
+            rows = []
+            for i, tumor in enumerate(tumors, start=1):
+                row = {"tumor": f"tumor {i}"}
+                row.update({k: v for k, v in tumor.as_dict().items() if not isinstance(v, list) and v is not None})
+                rows.append(row)
+            nodes.tumors_table = self.tag(self.scene.add_table(rows, name=NODE_NAMES[Role.TUMORS_TABLE]),
+                                          Role.TUMORS_TABLE, volume)
+
+    def _volumes_table(self, segments: dict[str, np.ndarray], g: VolumeGeometry, volume_node):
+        rows = [{"segment": name, "volume_ml": float(m.sum()) * g.voxel_volume_ml, "voxels": int(m.sum())}
+                for name, m in segments.items()]
+        table = self.scene.add_table(rows, name=NODE_NAMES[Role.VOLUMES_TABLE], columns=VOLUMES_COLUMNS)
+        return self.tag(table, Role.VOLUMES_TABLE, volume_node)
+
+    def _heterogeneity_map(self, heterogeneity: np.ndarray, g: VolumeGeometry, volume_node):
+        """The tumour-like membership as a colour-mapped float volume (intra-tumour heterogeneity)."""
+        node = self.scene.add_volume(heterogeneity.astype(np.float32), g, name=NODE_NAMES[Role.HETEROGENEITY])
+        display = node.GetDisplayNode()
+        if display is not None:
+            display.SetAndObserveColorNodeID(HETEROGENEITY_COLORMAP)
+            display.SetWindowLevel(1.0, 0.5)
+            # 0 outside the tumour: transparent there, so that as a foreground layer it colours the
+            # tumour only and leaves the CT around it as it is
+            display.SetApplyThreshold(True)
+            display.SetThreshold(1e-6, float(heterogeneity.max()))
+        return self.tag(node, Role.HETEROGENEITY, volume_node)

@@ -1,0 +1,50 @@
+"""The nodes LungTumorRecon makes in a scene: their roles, default names and colours.
+
+A node the project makes carries its role in the attribute :data:`ROLE_ATTRIBUTE` and a
+reference (:data:`SOURCE_REFERENCE`) to the CT it was computed from. The project finds its
+own nodes by those two, never by name alone, so a user's node that happens to share a name
+is never replaced or removed.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR
+
+ROLE_ATTRIBUTE = "LungTumorRecon.Role"
+SOURCE_REFERENCE = "LungTumorReconSource"  # MRML reference role: result node -> its CT node
+
+
+class Role(str, Enum):
+    """What a node is to the project; its value is stored in the node's attribute."""
+
+    SEGMENTATION = "segmentation"
+    SEEDS = "seeds"
+    TUMOR_MODEL = "tumor model"
+    HETEROGENEITY = "heterogeneity map"
+    VOLUMES_TABLE = "segment volumes table"
+    TUMORS_TABLE = "tumour measurements table"
+
+
+NODE_NAMES = {  # the name a new node gets; the user may rename it
+    Role.SEGMENTATION: "Segmentation",
+    Role.SEEDS: "Seeds",
+    Role.TUMOR_MODEL: "tumor model",
+    Role.HETEROGENEITY: "tumor heterogeneity",
+    Role.VOLUMES_TABLE: "Segment volumes",
+    Role.TUMORS_TABLE: "Tumor measurements",
+}
+
+# Segment colours (RGB 0-1), fixed so that every front end shows the same thing.
+SEGMENT_COLORS = {
+    RIGHT_LUNG: (0.50, 0.68, 0.85),
+    LEFT_LUNG: (0.55, 0.80, 0.55),
+    TUMOR: (0.90, 0.30, 0.25),
+}
+OTHER_SEGMENT_COLOR = (0.8, 0.8, 0.2)
+MODEL_COLOR = (0.95, 0.75, 0.20)
+LUNG_WINDOW = (1500.0, -600.0)  # window, level (HU) a CT is shown with
+HETEROGENEITY_COLORMAP = "vtkMRMLColorTableNodeRainbow"
+HETEROGENEITY_OPACITY = 0.5  # as a foreground layer over the CT
+VOLUMES_COLUMNS = ["segment", "volume_ml", "voxels"]

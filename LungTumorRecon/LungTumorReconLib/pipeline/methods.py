@@ -1,0 +1,91 @@
+"""Every method name the front ends accept, which are built, and the defaults.
+
+A method that is not built yet is listed with the issue that brings it; choosing it gives
+"not available yet" (exit code 2) instead of a stub.
+"""
+
+from __future__ import annotations
+
+from LungTumorReconLib.errors import UnavailableError
+
+LUNG_METHODS = ("snake", "threshold", "resunet", "none")
+DEEP_LUNG_METHODS = ("resunet",)  # the organ stage of seed paper 003
+TUMOR_METHODS = ("gk", "fcm", "kmeans", "r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet",
+                 "dense-highres3dnet-v1", "dense-highres3dnet-v2", "none")
+RECON_METHODS = ("gan", "mc", "mc-fairing", "interp-mc", "none")
+DEVICES = ("auto", "cpu", "cuda")
+CLUSTER_TUMOR_METHODS = ("gk", "fcm", "kmeans")
+DEEP_TUMOR_METHODS = ("r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet", "dense-highres3dnet-v1",
+                      "dense-highres3dnet-v2")
+DEEP_TUMOR_MODELS = {  # --tumor method -> shipped registry model
+    "r3d-dense-unet": "r3d-dense-unet",
+    "dense-highres3dnet": "dense-highres3dnet",  # the ensemble of v1 and v2 (the paper's final model)
+    "dense-highres3dnet-v1": "dense-highres3dnet-v1",
+    "dense-highres3dnet-v2": "dense-highres3dnet-v2",
+    "resunet": "resunet-tumor",  # the tumour stage; its organ stage is --lungs resunet
+    "lnhg": "lnhg-generator",  # with the lnhg-detector branch (--weights replaces the generator's)
+}
+
+# The best method built so far for each stage, by `make bench` (docs/results.md).
+DEFAULT_LUNGS = "snake"
+DEFAULT_TUMOR = "gk"  # seeded when a tumor seed is given, else the best automatic candidate
+DEFAULT_RECON = "interp-mc"  # best on the real cases of make bench (README); the GAN is close on synthetic
+
+# Each method id and the words a panel shows for it (one table for every front end).
+METHOD_LABELS = {
+    "lungs": {"snake": "Viterbi snake", "threshold": "Threshold", "resunet": "ResUNet (network)", "none": "None"},
+    "tumor": {"gk": "Gustafson-Kessel clustering", "fcm": "Fuzzy C-means", "kmeans": "K-means",
+              "r3d-dense-unet": "Recurrent 3D-DenseUNet (network)", "lnhg": "LNHG (network)",
+              "resunet": "ResUNet (network)", "dense-highres3dnet": "DenseHighRes3DNet (network)",
+              "dense-highres3dnet-v1": "DenseHighRes3DNet v1 (network)",
+              "dense-highres3dnet-v2": "DenseHighRes3DNet v2 (network)", "none": "None"},
+    "recon": {"gan": "ResNet-LSTM-GAN (network)", "mc": "Marching cubes", "mc-fairing": "Marching cubes + fairing",
+              "interp-mc": "Interpolation + marching cubes", "none": "None"},
+    "device": {"auto": "Auto", "cpu": "CPU", "cuda": "CUDA GPU"},
+}
+STAGE_TITLES = {"all": "Run all", "lungs": "Lungs", "tumor": "Tumour", "recon": "3D reconstruction",
+                "repropagate": "Re-propagation"}
+
+
+def method_label(stage: str, method: str) -> str:
+    """The words for a method id (the id itself when it has none)."""
+    return METHOD_LABELS.get(stage, {}).get(method, method)
+
+
+_NOT_YET: dict[tuple[str, str], str] = {}  # (stage, method) -> the issue that will build it
+
+
+def check_available(stage: str, method: str) -> None:
+    choices = {"lungs": LUNG_METHODS, "tumor": TUMOR_METHODS, "recon": RECON_METHODS}[stage]
+    if method not in choices:
+        raise UnavailableError(f"unknown method {method!r}; choose one of: {', '.join(choices)}", option=stage)
+    if (stage, method) in _NOT_YET:
+        raise UnavailableError(f"{method!r} is not available yet ({_NOT_YET[(stage, method)]})", option=stage)
+
+
+def needs_torch(stage: str, lungs: str, tumor: str | None, recon: str, has_lungs: bool) -> bool:
+    """Whether a panel's stage runs a network with these methods (the front end installs PyTorch
+    first). The tumour stage runs the lung method only when there are no lungs yet."""
+    finds_lungs = stage in ("all", "lungs") or (stage == "tumor" and not has_lungs)
+    return ((finds_lungs and lungs in DEEP_LUNG_METHODS)
+            or (stage in ("all", "tumor") and (tumor or "") in DEEP_TUMOR_METHODS)
+            or (stage in ("all", "recon") and recon == "gan"))
+
+
+def resolve_device(device: str, needs_torch: bool) -> str:
+    """'cpu' or 'cuda'. Only imports torch when a method needs it or CUDA is asked for."""
+    if device not in DEVICES:
+        raise UnavailableError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}", option="device")
+    if device == "cpu" or (device == "auto" and not needs_torch):
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        if device == "cuda":
+            raise UnavailableError("cuda needs PyTorch, which is not installed", option="device") from None
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise UnavailableError("cuda: no CUDA GPU is available here (choose cpu or auto)", option="device")
+    return "cpu"

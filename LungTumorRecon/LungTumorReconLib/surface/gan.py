@@ -1,0 +1,147 @@
+"""``--recon gan``: the tumour's surface from its thick slices by the ResNet → LSTM → 3D GAN
+generator (:mod:`networks.slice_lstm_gan`).
+
+The tumour gets a cubic grid (64³ to 128³ voxels as fine as the CT's in-plane spacing, axes
+along the CT's, covering the tumour's box plus a slice and 3 mm) on which the network sees:
+- per thick slice, top to bottom: its mask and HU, resampled in-plane onto the grid's window
+  at 64²;
+- on the 3D grid: the slice-interpolated signed distance map (:mod:`shape_interpolation`, in
+  grid voxels) and the HU of the slice each voxel lies in (partial volume), within a slice
+  thickness of the mask's edge (farther out, the mask itself).
+A model configured with one channel each (the shipped one: the CT channel scored worse on
+real cases) sees the mask and the distance map only. It returns occupancy logits on the grid;
+the surface is their zero level, by marching cubes, in LPS mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.surface.shape_interpolation import signed_distance_mm
+
+LUNG_HU, TUMOR_HU = -850.0, 30.0
+MAX_SLICES = 40
+SLICE_SIZE = 64  # the slice encoder's input, in-plane
+DISTANCE_CLIP = 8.0  # grid voxels
+
+
+@dataclass
+class GanInputs:
+    slices: np.ndarray  # (S, 2, 64, 64) float32: mask, normalised HU
+    volume: np.ndarray  # (2, G, G, G) float32: signed distance (grid voxels), normalised HU
+    grid: VolumeGeometry  # the cubic grid, LPS
+
+
+def normalised_hu(hu: np.ndarray) -> np.ndarray:
+    """HU as a tumour fraction: 0 for aerated lung, 1 for solid tumour (clipped to −0.5…1.5)."""
+    return np.clip((hu - LUNG_HU) / (TUMOR_HU - LUNG_HU), -0.5, 1.5).astype(np.float32)
+
+
+def tumour_grid(mask: np.ndarray, geometry: VolumeGeometry, min_size: int = 64, max_size: int = 128
+                ) -> tuple[VolumeGeometry, np.ndarray, np.ndarray]:
+    """The cubic grid over the tumour: (geometry, first voxel in thick IJK, step in thick IJK).
+
+    Its voxels are as fine as the CT's in-plane spacing (so a large tumour keeps its in-plane
+    detail), with at least ``min_size`` and at most ``max_size`` per side, a multiple of 8
+    (the generator halves the grid three times)."""
+    spacing_ijk = np.asarray(geometry.spacing, dtype=float)
+    nz = np.argwhere(mask)[:, ::-1]  # (i, j, k)
+    lo, hi = nz.min(axis=0), nz.max(axis=0)
+    centre = (lo + hi) / 2.0
+    margin = np.array([3.0, 3.0, 3.0]) + np.array([0.0, 0.0, spacing_ijk[2]])  # a slice beyond each end
+    extent_mm = (hi - lo + 1) * spacing_ijk + 2 * margin
+    side = float(extent_mm.max())
+    size = int(np.clip(np.ceil(side / spacing_ijk[:2].min()), min_size, max_size))
+    size = int(np.ceil(size / 8) * 8)
+    step_mm = side / size
+    step_ijk = step_mm / spacing_ijk
+    start_ijk = centre - step_ijk * (size - 1) / 2.0
+    origin = geometry.ijk_to_lps(start_ijk)
+    grid = VolumeGeometry(size=(size,) * 3, spacing=(step_mm,) * 3, origin=tuple(float(v) for v in origin),
+                          direction=geometry.direction)
+    return grid, start_ijk, step_ijk
+
+
+def prepare_inputs(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, min_size: int = 64,
+                   max_size: int = 128) -> GanInputs:
+    if not mask.any():
+        raise ValueError("empty mask: no surface to build")
+    grid, start, step = tumour_grid(mask, geometry, min_size, max_size)
+    g = grid.size[0]
+    ii = start[0] + step[0] * np.arange(g)
+    jj = start[1] + step[1] * np.arange(g)
+    kk = start[2] + step[2] * np.arange(g)
+    # the signed distance on the thick grid, cropped with room around the grid
+    pad = 3
+    lo = np.maximum(np.floor([kk[0], jj[0], ii[0]]).astype(int) - pad, 0)
+    hi = np.minimum(np.ceil([kk[-1], jj[-1], ii[-1]]).astype(int) + pad + 1, mask.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    padded = np.zeros(tuple(hi - lo + 2 * pad), dtype=bool)  # beyond the volume's edge is outside
+    padded[pad:-pad, pad:-pad, pad:-pad] = mask[box]
+    phi = signed_distance_mm(padded, tuple(geometry.spacing[::-1]))
+    hu_crop = np.pad(normalised_hu(hu[box]), pad, mode="edge")
+    origin = lo - pad
+    kc, jc, ic = np.meshgrid(kk - origin[0], jj - origin[1], ii - origin[2], indexing="ij")
+    distance_mm = ndi.map_coordinates(phi, [kc, jc, ic], order=3, mode="nearest")
+    distance = distance_mm / grid.spacing[0]
+    # HU of the slice each voxel lies in (nearest in k, linear in-plane), only within a slice
+    # thickness of the mask's edge, where partial volume tells where the edge is; farther
+    # out, dense neighbours (vessels, chest wall) say nothing of the tumour's shape
+    gate = float(geometry.spacing[2])
+    hu_volume = ndi.map_coordinates(hu_crop, [np.round(kc), jc, ic], order=1, mode="nearest")
+    hu_volume = np.where(np.abs(distance_mm) <= gate, hu_volume, (distance_mm < 0).astype(np.float32))
+    volume = np.stack([np.clip(distance, -DISTANCE_CLIP, DISTANCE_CLIP), hu_volume]).astype(np.float32)
+    # the slices that hold tumour, plus one on each side, in-plane on the grid's window
+    ks = np.flatnonzero(padded.any(axis=(1, 2)))
+    k_range = np.arange(max(ks[0] - 1, 0), min(ks[-1] + 2, padded.shape[0]))[:MAX_SLICES]
+    # the slices always at SLICE_SIZE² over the grid's in-plane window, whatever its size
+    fraction = np.linspace(0.0, 1.0, SLICE_SIZE)
+    j_slice = jj[0] + (jj[-1] - jj[0]) * fraction
+    i_slice = ii[0] + (ii[-1] - ii[0]) * fraction
+    j2, i2 = np.meshgrid(j_slice - origin[1], i_slice - origin[2], indexing="ij")
+    slices = np.empty((len(k_range), 2, SLICE_SIZE, SLICE_SIZE), dtype=np.float32)
+    for n, k in enumerate(k_range):
+        slices[n, 0] = ndi.map_coordinates(padded[k].astype(np.float32), [j2, i2], order=1, mode="constant")
+        hu_slice = np.where(np.abs(phi[k]) <= gate, hu_crop[k], (phi[k] < 0).astype(np.float32))
+        slices[n, 1] = ndi.map_coordinates(hu_slice, [j2, i2], order=1, mode="nearest")
+    return GanInputs(slices, volume, grid)
+
+
+def truth_on_grid(truth: np.ndarray, truth_geometry: VolumeGeometry, grid: VolumeGeometry) -> np.ndarray:
+    """A fine truth mask resampled (linear, > 0.5) onto the GAN grid: the training target."""
+    g = grid.size[0]
+    idx = np.stack(np.meshgrid(*(np.arange(g),) * 3, indexing="ij"), axis=-1).reshape(-1, 3)[:, ::-1]  # (i, j, k)
+    lps = grid.ijk_to_lps(idx.astype(float))
+    ijk = np.linalg.solve(truth_geometry.ijk_to_lps_matrix()[:3, :3], (lps - np.asarray(truth_geometry.origin)).T)
+    values = ndi.map_coordinates(truth.astype(np.float32), ijk[::-1], order=1, mode="constant")
+    return values.reshape(g, g, g) > 0.5
+
+
+def gan_surface(mask: np.ndarray, geometry: VolumeGeometry, hu: np.ndarray | None, model=None, device: str = "cpu"):
+    """``--recon gan`` with the shipped model (or ``model``): vtkPolyData in LPS mm."""
+    import torch
+
+    from LungTumorReconLib.networks.registry import load_model
+    from LungTumorReconLib.surface.marching_cubes import iso_surface
+
+    if model is None:
+        model = load_model("slice-lstm-gan", device=device)
+    if hu is None:
+        hu = np.where(mask, TUMOR_HU, LUNG_HU).astype(np.float32)
+    inputs = prepare_inputs(mask, hu, geometry)
+    if model.config.slice_channels == 1:
+        inputs.slices = inputs.slices[:, :1]
+    if model.config.volume_channels == 1:
+        inputs.volume = inputs.volume[:1]
+    with torch.inference_mode():
+        logits = model(
+            torch.from_numpy(inputs.slices)[None].to(device),
+            torch.tensor([len(inputs.slices)]),
+            torch.from_numpy(inputs.volume)[None].to(device),
+        )[0, 0].float().cpu().numpy()
+    return iso_surface(logits, inputs.grid, 0.0)
+

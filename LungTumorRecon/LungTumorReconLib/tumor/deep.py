@@ -1,0 +1,172 @@
+"""``--tumor MODEL``: a deep segmenter's tumour mask on the CT, shared by every deep model.
+
+1. The region: a box around each ``tumor`` seed (``SEED_BOX_MM`` half-sizes), or else the
+   lungs' bounding box plus a margin (the whole CT when there are no lungs).
+2. HU clipped to the model's window and scaled to 0..1; resampled in-plane to the model's
+   pixel size (slices kept as they are) by :func:`to_model_grid`, which training uses too.
+3. Windows of the model's slice count (``config.window_slices``) slide along the slices with
+   the model's stride (``config.window_stride``; 1 for seed paper 001) over the whole in-plane
+   region (MONAI ``sliding_window_inference``); overlapping probabilities average.
+4. Probabilities back on the CT's grid; threshold; in-plane dilation by a disk of the
+   model's radius in model pixels (seed paper 001's post-processing; radius 0 turns it off).
+5. With a seed, the connected component at the seed (or nearest it, within 10 mm); without,
+   every component that touches the lungs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from LungTumorReconLib.coordinates import VolumeGeometry
+
+SEED_BOX_MM = (60.0, 64.0, 64.0)  # half-sizes (k, j, i) of the region around a seed
+LUNG_MARGIN_MM = 10.0
+SEED_REACH_MM = 10.0  # a component this close to the seed still counts as the seed's
+
+
+@dataclass
+class DeepTumorResult:
+    mask: np.ndarray  # (k, j, i) bool
+    probability: np.ndarray  # (k, j, i) float32, 0 outside the regions the network saw
+
+
+def normalise_hu(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    lo, hi = window
+    return np.clip((np.asarray(hu, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def model_grid_shape(shape_kji, spacing_kji, pixel_mm: float) -> tuple[int, int, int]:
+    return (int(shape_kji[0]), max(1, int(round(shape_kji[1] * spacing_kji[1] / pixel_mm))),
+            max(1, int(round(shape_kji[2] * spacing_kji[2] / pixel_mm))))
+
+
+def to_model_grid(array: np.ndarray, spacing_kji, pixel_mm: float):
+    """(k, j, i) array → torch (1, 1, k, j', i') at ``pixel_mm`` in-plane (slices unchanged),
+    by linear interpolation."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+    size = model_grid_shape(array.shape, spacing_kji, pixel_mm)
+    if size == tuple(array.shape):
+        return x
+    return F.interpolate(x, size=size, mode="trilinear", align_corners=False)
+
+
+def model_grid_image(hu: np.ndarray, spacing_kji, config):
+    """The network's input image: HU in the model's window as 0..1, on its in-plane pixel size,
+    as torch (1, 1, k, j', i'). Inference and training both make it here."""
+    return to_model_grid(normalise_hu(hu, config.hu_window), spacing_kji, config.pixel_mm)
+
+
+def predict_probability(model, hu: np.ndarray, spacing_kji, device: str = "cpu", sw_batch_size: int = 2) -> np.ndarray:
+    """The model's tumour probability on the (k, j, i) grid of ``hu`` (a region of the CT)."""
+    return predict_channels(model, hu, spacing_kji, device, sw_batch_size)[0]
+
+
+def predict_channels(model, hu: np.ndarray, spacing_kji, device: str = "cpu", sw_batch_size: int = 2,
+                     activation=None) -> np.ndarray:
+    """Each output channel's probability (``activation``, default sigmoid), (C, k, j, i) on the grid of ``hu``."""
+    import torch
+    import torch.nn.functional as F
+    from monai.inferers import sliding_window_inference
+
+    config = model.config
+    x = model_grid_image(hu, spacing_kji, config)
+    s, h, w = x.shape[2:]
+    multiple = config.in_plane_multiple
+    pad_s = max(0, config.window_slices - s)
+    pad_h, pad_w = -h % multiple, -w % multiple
+    x = F.pad(x, (0, pad_w, 0, pad_h, 0, pad_s))  # 0 = air after normalisation
+    roi = (config.window_slices, h + pad_h, w + pad_w)
+    activation = activation or torch.sigmoid
+    with torch.inference_mode():
+        prob = sliding_window_inference(
+            x.to(device), roi, sw_batch_size, lambda t: activation(model(t)),
+            overlap=(1.0 - config.window_stride / config.window_slices, 0.0, 0.0), mode="constant",
+        )
+        prob = prob[..., :s, :h, :w].float()
+        prob = F.interpolate(prob, size=tuple(hu.shape), mode="trilinear", align_corners=False)
+    return prob[0].cpu().numpy()
+
+
+def post_process(probability: np.ndarray, spacing_kji, threshold: float, radius_px: int, pixel_mm: float) -> np.ndarray:
+    """Threshold, then in-plane dilation by a disk of ``radius_px`` model pixels (in mm on the CT's grid)."""
+    mask = probability >= threshold
+    if radius_px <= 0 or not mask.any():
+        return mask
+    radius_mm = radius_px * pixel_mm
+    rj, ri = (int(np.floor(radius_mm / spacing_kji[n])) for n in (1, 2))
+    jj, ii = np.mgrid[-rj:rj + 1, -ri:ri + 1]
+    disk = (jj * spacing_kji[1]) ** 2 + (ii * spacing_kji[2]) ** 2 <= radius_mm ** 2 + 1e-6
+    return ndi.binary_dilation(mask, structure=disk[None])
+
+
+def box_around(centre_kji, half_mm, spacing_kji, shape) -> tuple[slice, slice, slice]:
+    """The box of half-sizes ``half_mm`` (k, j, i) around a voxel, clipped to ``shape``."""
+    return tuple(slice(max(0, int(c - h / s)), min(n, int(c + h / s) + 1))
+                 for c, h, s, n in zip(centre_kji, half_mm, spacing_kji, shape))
+
+
+def _component_at(mask: np.ndarray, kji, spacing_kji) -> np.ndarray:
+    labels, n = ndi.label(mask)
+    if n == 0:
+        return mask
+    if labels[tuple(kji)]:
+        return labels == labels[tuple(kji)]
+    distance, (k, j, i) = ndi.distance_transform_edt(labels == 0, sampling=spacing_kji, return_indices=True)
+    at = tuple(kji)
+    if distance[at] > SEED_REACH_MM:
+        return np.zeros_like(mask)
+    return labels == labels[k[at], j[at], i[at]]
+
+
+def segment_tumor_deep(model, hu: np.ndarray, geometry: VolumeGeometry, seeds_kji: list[tuple[int, int, int]],
+                       lungs: np.ndarray | None = None, device: str = "cpu") -> DeepTumorResult:
+    """The tumour mask by ``model`` (a registry network with a ``config``), see the module doc."""
+    config = model.config
+
+    def segment(region: np.ndarray, spacing_kji) -> tuple[np.ndarray, np.ndarray]:
+        prob = predict_probability(model, region, spacing_kji, device)
+        return post_process(prob, spacing_kji, config.threshold, config.dilation_radius, config.pixel_mm), prob
+    return segment_tumor_in_regions(segment, hu, geometry, seeds_kji, lungs)
+
+
+RegionSegmenter = Callable[[np.ndarray, tuple], tuple[np.ndarray, np.ndarray]]
+
+
+def segment_tumor_in_regions(segment: RegionSegmenter, hu: np.ndarray, geometry: VolumeGeometry,
+                             seeds_kji: list[tuple[int, int, int]], lungs: np.ndarray | None = None) -> DeepTumorResult:
+    """Steps 1 and 5 of the module doc around ``segment(hu_region, spacing_kji) -> (mask,
+    probability)``, which does the rest (a network and its post-processing, or LNHG's two
+    branches and their fusion)."""
+    spacing_kji = tuple(float(v) for v in geometry.spacing[::-1])
+    mask = np.zeros(hu.shape, dtype=bool)
+    probability = np.zeros(hu.shape, dtype=np.float32)
+    has_lungs = lungs is not None and lungs.any()
+    if seeds_kji:
+        for kji in seeds_kji:
+            box = box_around(kji, SEED_BOX_MM, spacing_kji, hu.shape)
+            local, prob = segment(hu[box], spacing_kji)
+            np.maximum(probability[box], prob, out=probability[box])
+            mask[box] |= _component_at(local, tuple(int(c - b.start) for c, b in zip(kji, box)), spacing_kji)
+        return DeepTumorResult(mask, probability)
+    if has_lungs:
+        points = np.argwhere(lungs)
+        lo, hi = points.min(axis=0), points.max(axis=0)
+        margin = [int(np.ceil(LUNG_MARGIN_MM / s)) for s in spacing_kji]
+        box = tuple(slice(max(0, a - m), min(n, b + m + 1)) for a, b, m, n in zip(lo, hi, margin, hu.shape))
+    else:
+        box = tuple(slice(0, n) for n in hu.shape)
+    local, prob = segment(hu[box], spacing_kji)
+    probability[box] = prob
+    if has_lungs:
+        labels, n = ndi.label(local)
+        touching = np.unique(labels[local & lungs[box]])
+        local = np.isin(labels, touching[touching > 0])
+    mask[box] = local
+    return DeepTumorResult(mask, probability)

@@ -1,0 +1,62 @@
+"""The web panel's state, typed (trame's ``TypedState`` over this dataclass).
+
+The browser reads and writes these fields by their state ids (``typed.name.<field>``);
+the logic sets them through ``typed.data.<field>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from LungTumorReconLib.io.seeds import RIGHT_LUNG
+from LungTumorReconLib.pipeline import methods
+from LungTumorReconLib.pipeline.options import PipelineOptions
+
+NAMESPACE = "ltr"
+
+
+def method_items(stage: str) -> list[dict]:
+    """A select box's items: each method's label shown, its id chosen."""
+    choices = {"lungs": methods.LUNG_METHODS, "tumor": methods.TUMOR_METHODS, "recon": methods.RECON_METHODS,
+               "device": methods.DEVICES}[stage]
+    return [{"title": methods.method_label(stage, m), "value": m} for m in choices]
+
+
+@dataclass
+class PanelState:
+    # methods, as the select boxes hold them
+    lungs: str = methods.DEFAULT_LUNGS
+    tumor: str = methods.DEFAULT_TUMOR
+    recon: str = methods.DEFAULT_RECON
+    device: str = "auto"
+    # a running stage
+    busy: bool = False
+    progress: int = 0
+    message: str = ""
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+    # seeds and the view
+    placing: str = ""
+    seeds: list[dict] = field(default_factory=list)
+    correct_lung: str = RIGHT_LUNG
+    axial_k: int = 0
+    axial_probe: dict = field(default_factory=dict)  # the axial view's pixel-to-RAS map (tests click with it)
+    # results
+    volume_rows: list[dict] = field(default_factory=list)
+    tumor_headers: list[dict] = field(default_factory=list)
+    tumor_rows: list[dict] = field(default_factory=list)
+    model: str = ""
+    candidates: list[dict] = field(default_factory=list)
+    has_heterogeneity: bool = False
+    show_heterogeneity: bool = False
+    # export
+    mrb_name: str = "lungtumorrecon.mrb"
+    saved: str = ""
+
+
+def options_from_state(state: PanelState) -> PipelineOptions:
+    """The one place the web panel's state becomes options."""
+    return PipelineOptions(lungs=state.lungs, tumor=state.tumor, recon=state.recon, device=state.device)
+
+# The panel's controls by the option they set: errors name an option by its control.
+CONTROL_LABELS = {"lungs": "Lung method", "tumor": "Tumour method", "recon": "Surface method", "device": "Device"}

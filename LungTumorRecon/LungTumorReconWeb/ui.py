@@ -1,0 +1,137 @@
+"""The web panel's widgets (trame + Vuetify 3). Layout only: every control is bound to a
+:class:`~LungTumorReconWeb.state.PanelState` field or calls a :class:`PanelLogic` method."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
+from trame_server.utils.typed_state import TypedState
+
+from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR
+from LungTumorReconWeb.state import CONTROL_LABELS, PanelState, method_items
+
+if TYPE_CHECKING:
+    from LungTumorReconWeb.logic import PanelLogic
+
+TITLE = "LungTumorRecon"
+VOLUME_HEADERS = [{"title": "segment", "key": "segment"}, {"title": "volume (mL)", "key": "volume_ml"},
+                  {"title": "voxels", "key": "voxels"}]
+
+
+def _literal(value: list[dict]) -> str:
+    """A constant list as a JavaScript expression for a bound attribute (inside double quotes)."""
+    text = json.dumps(value)
+    assert "'" not in text, text
+    return text.replace('"', "'")
+
+
+def _section(title: str) -> None:
+    html.Div(title, classes="text-subtitle-1 font-weight-bold mt-3 mb-1")
+
+
+def _select(label: str, state_id: str, items: list[dict], element_id: str, **kwargs) -> None:
+    v3.VSelect(label=label, v_model=(state_id,), items=(_literal(items),), item_title="title", item_value="value",
+               density="compact", hide_details=True, id=element_id, **kwargs)
+
+
+def build_panel(typed: TypedState[PanelState], logic: PanelLogic) -> None:
+    """The panel, top to bottom in the order a user works: input, lungs, tumour, model, run,
+    results, export."""
+    n = typed.name
+    busy = n.busy
+    with v3.VContainer(classes="pa-3"):
+        html.Div(TITLE, classes="text-h6", id="ltr-title")
+        v3.VAlert(v_if=n.error, type="error", density="compact", closable=True, id="ltr-error",
+                  text=(n.error,), click_close=f"{n.error} = ''", classes="my-2")
+        _input_section(typed, logic)
+        _lungs_section(typed, logic)
+        _tumor_section(typed, logic)
+
+        _section("3D reconstruction")
+        _select(CONTROL_LABELS["recon"], n.recon, method_items("recon"), "ltr-recon-method")
+        v3.VBtn("Build 3D model", size="small", classes="mt-1", id="ltr-run-recon", disabled=(busy,),
+                click=(logic.start_stage, "['recon']"))
+
+        v3.VDivider(classes="my-3")
+        with html.Div(classes="d-flex ga-2"):
+            v3.VBtn("Run all", color="primary", id="ltr-run-all", disabled=(busy,),
+                    click=(logic.start_stage, "['all']"))
+            v3.VBtn("Cancel", color="error", variant="outlined", id="ltr-cancel", disabled=(f"!{busy}",),
+                    click=logic.cancel)
+        v3.VProgressLinear(model_value=(n.progress,), height=8, classes="mt-2", id="ltr-progress",
+                           color=(f"{busy} ? 'primary' : 'success'",))
+        html.Div(f"{{{{ {n.message} }}}}", classes="text-caption", id="ltr-message")
+        with html.Div(v_if=f"{n.warnings}.length", classes="text-caption text-warning", id="ltr-warnings"):
+            html.Div("warning: {{ w }}", v_for=f"w in {n.warnings}")
+
+        _results_section(typed)
+
+        _section("Export")
+        with html.Div(classes="d-flex align-center ga-2"):
+            v3.VTextField(v_model=(n.mrb_name,), label="Scene file (.mrb)", density="compact",
+                          hide_details=True, id="ltr-mrb-name")
+            v3.VBtn("Save", size="small", id="ltr-save-mrb", disabled=(busy,), click=logic.save_mrb)
+        html.Div(f"{{{{ {n.saved} }}}}", classes="text-caption", id="ltr-saved")
+
+
+def _input_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
+    n = typed.name
+    _section("Input")
+    html.Div("Seeds: click a button, then click in a slice view.", classes="text-caption")
+    with html.Div(classes="d-flex flex-wrap ga-1"):
+        for label, key in ((TUMOR, "tumor"), (RIGHT_LUNG, "right-lung"), (LEFT_LUNG, "left-lung")):
+            v3.VBtn(f"Place {label} seed", size="small", id=f"ltr-place-{key}", disabled=(n.busy,),
+                    color=(f"{n.placing} === '{label}' ? 'primary' : undefined",),
+                    click=(logic.place_seed, f"['{label}']"))
+    with html.Div(id="ltr-seeds", classes="text-caption"):
+        html.Div("{{ seed.label }}: RAS {{ seed.ras }}", v_for=f"seed in {n.seeds}", classes="ltr-seed")
+    v3.VBtn("Clear seeds", size="x-small", variant="text", click=logic.clear_seeds, disabled=(n.busy,))
+
+
+def _lungs_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
+    n = typed.name
+    _section("Lungs")
+    _select(CONTROL_LABELS["lungs"], n.lungs, method_items("lungs"), "ltr-lungs-method")
+    v3.VBtn("Segment lungs", size="small", classes="mt-1", id="ltr-run-lungs", disabled=(n.busy,),
+            click=(logic.start_stage, "['lungs']"))
+    html.Div("Correct one lung on the axial slice with the editor, then:", classes="text-caption mt-2")
+    _select("Lung to correct", n.correct_lung, [{"title": x, "value": x} for x in (RIGHT_LUNG, LEFT_LUNG)],
+            "ltr-correct-lung")
+    v3.VBtn(f"Re-propagate from slice {{{{ {n.axial_k} + 1 }}}}", size="small", classes="mt-1",
+            id="ltr-repropagate", disabled=(n.busy,), click=(logic.start_stage, "['repropagate']"))
+
+
+def _tumor_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
+    n = typed.name
+    _section("Tumour")
+    with html.Div(classes="d-flex ga-2"):
+        _select(CONTROL_LABELS["tumor"], n.tumor, method_items("tumor"), "ltr-tumor-method")
+        _select(CONTROL_LABELS["device"], n.device, method_items("device"), "ltr-device", style="max-width: 110px")
+    v3.VBtn("Segment tumour", size="small", classes="mt-1", id="ltr-run-tumor", disabled=(n.busy,),
+            click=(logic.start_stage, "['tumor']"))
+    with html.Div(v_if=f"{n.candidates}.length", classes="text-caption mt-1", id="ltr-candidates"):
+        html.Div("Candidates found without a tumour seed (best first; the volume is the candidate's, "
+                 "not the segment's). The tumour segment was grown from candidate 1: check it in the "
+                 "views, or seed another and segment the tumour again.")
+        with html.Div(v_for=f"c in {n.candidates}", key="c.rank", classes="d-flex align-center ga-1 ltr-candidate"):
+            html.Span("{{ c.rank }}. {{ c.volume_ml }} mL at RAS {{ c.ras }}")
+            v3.VBtn("Show", size="x-small", variant="text", classes="ltr-candidate-show",
+                    click=(logic.show_candidate, "[c.rank - 1]"))
+            v3.VBtn("Seed here", size="x-small", variant="tonal", classes="ltr-candidate-seed", disabled=(n.busy,),
+                    click=(logic.seed_candidate, "[c.rank - 1]"))
+
+
+def _results_section(typed: TypedState[PanelState]) -> None:
+    n = typed.name
+    _section("Results")
+    v3.VDataTable(items=(n.volume_rows,), headers=(_literal(VOLUME_HEADERS),), density="compact",
+                  hide_default_footer=True, id="ltr-volumes-table", items_per_page=-1)
+    v3.VDataTable(v_if=f"{n.tumor_rows}.length", items=(n.tumor_rows,), headers=(n.tumor_headers,),
+                  density="compact", hide_default_footer=True, id="ltr-tumors-table", items_per_page=-1)
+    html.Div(f"3D model: {{{{ {n.model} }}}}", v_if=n.model, classes="text-caption", id="ltr-model")
+    v3.VCheckbox(v_if=n.has_heterogeneity, v_model=(n.show_heterogeneity,), density="compact",
+                 hide_details=True, id="ltr-show-heterogeneity",
+                 label="Show the tumour heterogeneity map over the slices")

@@ -172,7 +172,7 @@ def split_in_two(
         parts = split_in_two(coarse, spacing_kji * np.array([1, 2, 2]), geometry, params, _geometry_check=False)
         if parts is None:
             return None
-        first = upsample_2x(parts[0], mask.shape)
+        first = block_expand(parts[0], IN_PLANE_2X, mask.shape)
         parts = [mask & first, mask & ~first]
         return parts if _side_by_side(parts[0], parts[1], geometry, params) else None
     box = bounding_box(mask, margin=(1, 1, 1))
@@ -236,17 +236,26 @@ def _split_by_sides(
     return parts if _plausible_pair(parts, geometry, params, check) else None
 
 
-def max_pool_2x2(mask: np.ndarray) -> np.ndarray:
-    """A (k, j, i) mask made 2× coarser in-plane: a coarse voxel is in when any of its 2×2 is."""
-    k, j, i = mask.shape
-    padded = np.zeros((k, j + j % 2, i + i % 2), dtype=bool)
-    padded[:, :j, :i] = mask
-    return padded.reshape(k, padded.shape[1] // 2, 2, padded.shape[2] // 2, 2).any(axis=(2, 4))
+IN_PLANE_2X = (1, 2, 2)  # a block factor: 2x coarser in-plane, every slice kept
 
 
-def upsample_2x(coarse: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Back from a 2× coarser in-plane grid to ``shape``: each fine voxel takes its coarse voxel's value."""
-    return np.repeat(np.repeat(coarse, 2, axis=1), 2, axis=2)[:, : shape[1], : shape[2]]
+def block_reduce(array: np.ndarray, factor, reduce) -> np.ndarray:
+    """``array`` on a grid ``factor`` times coarser per axis, each block reduced by ``reduce``
+    (``np.any``, ``np.mean``). Edge blocks are padded by repeating the edge, so that a mean there
+    is not pulled toward a constant. (scikit-image's ``block_reduce`` pads with a constant.)"""
+    factor = np.asarray(factor)
+    shape = np.asarray(array.shape)
+    padded_shape = -(-shape // factor) * factor
+    padded = np.pad(array, [(0, int(p - s)) for p, s in zip(padded_shape, shape)], mode="edge")
+    blocks = padded.reshape(padded_shape[0] // factor[0], factor[0], padded_shape[1] // factor[1], factor[1],
+                            padded_shape[2] // factor[2], factor[2])
+    return reduce(blocks, axis=(1, 3, 5))
+
+
+def block_expand(coarse: np.ndarray, factor, shape: tuple[int, int, int]) -> np.ndarray:
+    """Back from a grid ``factor`` times coarser to ``shape``: each voxel takes its block's value."""
+    fine = coarse.repeat(factor[0], axis=0).repeat(factor[1], axis=1).repeat(factor[2], axis=2)
+    return fine[tuple(slice(0, s) for s in shape)]
 
 
 def name_by_side(lungs: list[np.ndarray], geometry: VolumeGeometry) -> dict[str, np.ndarray]:

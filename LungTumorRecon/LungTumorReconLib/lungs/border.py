@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.lungs.air import bounding_box
+from LungTumorReconLib.lungs.air import block_expand, block_reduce, bounding_box
 from LungTumorReconLib.io.seeds import RIGHT_LUNG
 
 
@@ -103,8 +103,8 @@ def pleural_indentations(
         return added
     sub, sub_hu = lung[box], hu[box]
     factor = np.maximum(1, np.rint(params.grid_mm / spacing)).astype(int)
-    coarse_lung = _pool(sub, factor, np.any)
-    coarse_hu = _pool(sub_hu.astype(np.float32), factor, np.mean)
+    coarse_lung = block_reduce(sub, factor, np.any)
+    coarse_hu = block_reduce(sub_hu.astype(np.float32), factor, np.mean)
     sampling = spacing * factor
     low, high = params.soft_tissue_hu
     # beyond the volume is not lung: padded, else the closing would run along a cropped edge
@@ -116,12 +116,12 @@ def pleural_indentations(
     keep = _lung_like_components(candidate, coarse_lung, name, geometry, box, factor, sampling, params)
     if not keep.any():
         return added
-    fine_keep = _unpool(keep | (closed & coarse_lung & ndi.binary_dilation(keep)), factor, sub.shape)
+    fine_keep = block_expand(keep | (closed & coarse_lung & ndi.binary_dilation(keep)), factor, sub.shape)
     soft = (sub_hu >= low) & (sub_hu < high)
     bridged = fine_keep & ~sub & soft
     # one voxel more in-plane: the ball's discrete surface stops a voxel short of the pleura
     rim = ndi.binary_dilation(bridged, structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
-    within_reach = _unpool(ndi.binary_dilation(closed), factor, sub.shape)
+    within_reach = block_expand(ndi.binary_dilation(closed), factor, sub.shape)
     added[box] = bridged | (rim & ~sub & soft & within_reach)
     return added
 
@@ -208,18 +208,3 @@ def _lung_below(component: np.ndarray, lung: np.ndarray, objects: tuple[slice, .
         return 1.0
     columns = lung[below, js, is_].any(axis=0)
     return float((footprint & columns).sum() / max(1, footprint.sum()))
-
-
-def _pool(array: np.ndarray, factor: np.ndarray, reduce) -> np.ndarray:
-    """``array`` on a grid ``factor`` times coarser per axis (edge blocks padded by repetition)."""
-    shape = np.asarray(array.shape)
-    padded_shape = -(-shape // factor) * factor
-    padded = np.pad(array, [(0, int(p - s)) for p, s in zip(padded_shape, shape)], mode="edge")
-    blocks = padded.reshape(padded_shape[0] // factor[0], factor[0], padded_shape[1] // factor[1], factor[1],
-                            padded_shape[2] // factor[2], factor[2])
-    return reduce(blocks, axis=(1, 3, 5))
-
-
-def _unpool(coarse: np.ndarray, factor: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    fine = coarse.repeat(factor[0], axis=0).repeat(factor[1], axis=1).repeat(factor[2], axis=2)
-    return fine[tuple(slice(0, s) for s in shape)]

@@ -35,16 +35,17 @@ from skimage.segmentation import watershed
 from LungTumorReconLib.coordinates import VolumeGeometry
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.lungs.air import (
+    IN_PLANE_2X,
     LungAirParameters,
+    block_expand,
+    block_reduce,
     bounding_box,
     close_2d,
     fill_small_holes,
     largest_components,
     lung_air,
-    max_pool_2x2,
     name_by_side,
     split_in_two,
-    upsample_2x,
 )
 from LungTumorReconLib.lungs.border import bridge_pleural_indentations
 from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, Seed
@@ -196,16 +197,16 @@ def _territories(air: np.ndarray, starts: dict[str, np.ndarray], geometry: Volum
         shared = np.isin(labels, list(owned[names[0]] & owned[names[1]]))
         # watershed on a 2× coarser in-plane grid: the same split for a quarter of the work;
         # a coarse voxel is in when any of its 2×2 fine voxels is, so every fine voxel gets a side
-        sub = max_pool_2x2(shared)
+        sub = block_reduce(shared, IN_PLANE_2X, np.any)
         spacing = np.asarray(geometry.spacing[::-1]) * np.array([1, 2, 2])
         box = bounding_box(sub, margin=(1, 1, 1))
         distance = np.zeros(sub.shape, dtype=np.float32)
         distance[box] = ndi.distance_transform_edt(sub[box], sampling=spacing)
         markers = np.zeros(sub.shape, dtype=np.int32)
         for index, name in enumerate(names, start=1):
-            markers[max_pool_2x2(starts[name]) & sub] = index
+            markers[block_reduce(starts[name], IN_PLANE_2X, np.any) & sub] = index
         split = watershed(-distance, markers, mask=sub)
-        full = upsample_2x(split, air.shape)
+        full = block_expand(split, IN_PLANE_2X, air.shape)
         for index, name in enumerate(names, start=1):
             territory[name] = (territory[name] & ~shared) | (shared & (full == index))
     return territory

@@ -41,6 +41,7 @@ from scipy import ndimage as ndi
 from LungTumorReconLib.coordinates import VolumeGeometry
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.tumor.gk import CLUSTERING, predict_memberships
+from LungTumorReconLib.tumor.labels import nearest_label
 from LungTumorReconLib.tumor.tubular_lobes import tubular_lobes
 
 OPENING_FRACTION = 0.6  # of the inscribed radius: structures thinner than 1.2·R are cut off
@@ -169,18 +170,8 @@ def _half_maximum_edge(
     tissue = inner_mean[tuple(nearest)]
     keep = component & (core | (hu >= 0.5 * (background_hu + tissue)))
     labels, _ = ndi.label(keep)
-    lab = _nearest_label(labels, seed, spacing, params.seed_search_mm)
+    lab = nearest_label(labels, seed, spacing, params.seed_search_mm)
     return labels == lab if lab else component
-
-
-def _nearest_label(labels: np.ndarray, point: tuple[int, int, int], spacing, reach_mm: float) -> int:
-    lab = labels[point]
-    if lab:
-        return int(lab)
-    distance, indices = ndi.distance_transform_edt(labels == 0, sampling=spacing, return_indices=True)
-    if distance[point] > reach_mm:
-        return 0
-    return int(labels[tuple(ix[point] for ix in indices)])
 
 
 def _ball(radius_mm: float, spacing) -> np.ndarray:  # for the candidates' opening
@@ -209,7 +200,7 @@ def _separate_vessels(component: np.ndarray, seed: tuple[int, int, int], spacing
         return component
     opened = ndi.distance_transform_edt(~eroded, sampling=spacing) <= radius
     labels, _ = ndi.label(opened & component)
-    lab = _nearest_label(labels, seed, spacing, reach_mm=3 * r0 + max(spacing))
+    lab = nearest_label(labels, seed, spacing, reach_mm=3 * r0 + max(spacing))
     if lab == 0:
         return component
     core = labels == lab
@@ -225,7 +216,7 @@ def _without_tubular_lobes(component, hu, seed, spacing, params: TumorClusterPar
     """The component less its tubular lobes (:mod:`tubular_lobes`), the part holding the seed."""
     kept = component & ~tubular_lobes(component, hu, seed, spacing, params.lobe_depth_mm)
     labels, _ = ndi.label(kept)
-    lab = _nearest_label(labels, seed, spacing, params.seed_search_mm)
+    lab = nearest_label(labels, seed, spacing, params.seed_search_mm)
     return labels == lab if lab else component
 
 
@@ -278,7 +269,7 @@ def segment_tumor_at_seed(
             membership[domain], dense[domain], background_hu = _cluster(feats[domain], method, params,
                                                                         near_seed[domain])
         labels, _ = ndi.label(dense)
-        lab = _nearest_label(labels, local_seed, spacing, params.seed_search_mm)
+        lab = nearest_label(labels, local_seed, spacing, params.seed_search_mm)
         component = labels == lab if lab else np.zeros_like(dense)
         if component.any() and params.half_maximum_edge:
             component = _half_maximum_edge(component, hu[box], background_hu, local_seed, spacing, params)

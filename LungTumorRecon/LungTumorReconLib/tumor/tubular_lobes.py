@@ -31,6 +31,8 @@ from scipy import ndimage as ndi
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
+from LungTumorReconLib.tumor.labels import nearest_label
+
 
 def hessian_eigen_at(
     hu: np.ndarray, point: tuple[int, int, int], radius_mm: float, spacing_kji
@@ -112,10 +114,7 @@ def tubular_lobes(
     if n < 2:
         return tubular
     lobes = watershed(-depth, markers, mask=component)
-    own = lobes[seed]
-    if own == 0:  # the seed lies outside the component: its nearest lobe is the tumour's
-        _, nearest = ndi.distance_transform_edt(lobes == 0, sampling=spacing, return_indices=True)
-        own = lobes[tuple(ix[seed] for ix in nearest)]
+    own = nearest_label(lobes, seed, spacing)  # a seed just outside the component: its nearest lobe
     centres = ndi.maximum_position(depth, lobes, index=np.arange(1, n + 1))
     own_radius = depth[centres[own - 1]]
     for lobe, centre in enumerate(centres, start=1):

@@ -18,7 +18,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 # Only what Slicer's own Python has is imported here; the pipeline after ensurePythonDependencies().
-from LungTumorReconLib.errors import InputError, LungTumorReconError
+from LungTumorReconLib.errors import LungTumorReconError
 from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR
 from LungTumorReconLib.mrml.roles import Role
 from LungTumorReconLib.mrml.scene import Scene

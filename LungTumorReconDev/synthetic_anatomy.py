@@ -396,19 +396,8 @@ class _Segment(_Capsule):
     __slots__ = ("generation", "side", "tree_kind")
 
 
-def _grow_trees(rng: np.random.Generator, roots, depth: _DepthLattice) -> list[_Segment]:
-    """Vessel trees that fill the lungs, grown by splitting territories.
-
-    Each tree system (one lung, arteries or veins) gets a random sample of points inside the
-    lung; each root takes the points lying in its direction from its start. A branch runs from
-    its start halfway to its territory's centroid, then splits the territory in two along its
-    longest axis (unequally, like real asymmetric branching) and each part continues from
-    there. Radii follow Murray's law, r^3 proportional to the points served, scaled so that a
-    terminal branch (VESSEL_POINTS_PER_TERMINAL points) has VESSEL_MIN_RADIUS_MM. All
-    territories of a generation are processed at once.
-    """
-    n_min = VESSEL_POINTS_PER_TERMINAL
-    radius_unit = VESSEL_MIN_RADIUS_MM / n_min ** (1 / 3)
+def _root_territories(rng: np.random.Generator, roots, depth: _DepthLattice):
+    """A random sample of points in each lung, each taken by the root it lies in the direction of."""
     lattice_points, lattice_depth = depth.points, depth.values.ravel()
     points, owner, starts, root_info = [], [], [], []
     for side, sign in (("right lung", -1.0), ("left lung", 1.0)):
@@ -425,9 +414,23 @@ def _grow_trees(rng: np.random.Generator, roots, depth: _DepthLattice) -> list[_
                 owner.append(np.full(int(np.sum(nearest == m)), len(starts)))
                 starts.append(r[0])
                 root_info.append((side, kind))
-    points = np.concatenate(points)
-    owner = np.concatenate(owner)
-    starts = np.asarray(starts, dtype=float)
+    return np.concatenate(points), np.concatenate(owner), np.asarray(starts, dtype=float), root_info
+
+
+def _grow_trees(rng: np.random.Generator, roots, depth: _DepthLattice) -> list[_Segment]:
+    """Vessel trees that fill the lungs, grown by splitting territories.
+
+    Each tree system (one lung, arteries or veins) gets a random sample of points inside the
+    lung; each root takes the points lying in its direction from its start. A branch runs from
+    its start halfway to its territory's centroid, then splits the territory in two along its
+    longest axis (unequally, like real asymmetric branching) and each part continues from
+    there. Radii follow Murray's law, r^3 proportional to the points served, scaled so that a
+    terminal branch (VESSEL_POINTS_PER_TERMINAL points) has VESSEL_MIN_RADIUS_MM. All
+    territories of a generation are processed at once.
+    """
+    n_min = VESSEL_POINTS_PER_TERMINAL
+    radius_unit = VESSEL_MIN_RADIUS_MM / n_min ** (1 / 3)
+    points, owner, starts, root_info = _root_territories(rng, roots, depth)
     info = np.arange(len(starts))  # each territory's root, for side and kind
     segments: list[_Segment] = []
     generation = 0

@@ -147,9 +147,8 @@ def unseeded(all_cases, deep: dict, models: dict, lnhg: dict, available: dict) -
     print(table(summary, ["cases", "method", "mean Dice", "FP components per case", "FN tumours per case"]))
 
 
-def main() -> None:
-    available = registry()
-    deep = {m: v for m, v in DEEP.items() if v[0] in available}
+def _models(available: dict, deep: dict) -> dict:
+    """Every deep model and its leave-one-out folds, with the bench's config overrides."""
     models = {}
     for method, (name, overrides) in deep.items():
         for fold in [name, *(name + suffix for suffix in FOLD.values())]:
@@ -157,10 +156,12 @@ def main() -> None:
                 model = load_model(fold)
                 model.config = replace(model.config, **overrides)
                 models[(method, fold)] = model
-    branches = lnhg_branches(available)
-    lnhg = lnhg_segmenters(*branches) if branches else {}
+    return models
+
+
+def _seeded_rows(all_cases, deep: dict, models: dict, lnhg: dict, available: dict) -> list[dict]:
+    """Each case from its deepest voxel: GK, every deep segmenter and LNHG, scored."""
     rows = []
-    all_cases = cases()
     for name, hu, geometry, truth, lungs in all_cases:
         seed = _deepest(truth, geometry.spacing[::-1])
         spacing = tuple(geometry.spacing[::-1])
@@ -184,6 +185,10 @@ def main() -> None:
     gk = {r["case"]: r for r in rows if r["method"] == "gk"}
     for r in rows:
         r["Dice ratio vs GK"] = r["Dice"] / max(gk[r["case"]]["Dice"], 1e-9)
+    return rows
+
+
+def _print_seeded(rows: list[dict], methods: list[str]) -> None:
     real = [r for r in rows if not r["case"].startswith("synthetic")]
     print("## Deep tumour segmenters beside GK, real cases, from the same seed (leave-one-out models)\n")
     print(table(real, ["case", "method", "model", "Dice", "Dice2D", "MSD (mm)", "HD95 (mm)", "Dice ratio vs GK",
@@ -193,7 +198,7 @@ def main() -> None:
 
     summary = []
     for kind in sorted({r["case"].split(" #")[0] for r in rows if r["case"].startswith("synthetic")}):
-        for method in ["gk", *deep, *lnhg]:
+        for method in methods:
             sel = [r for r in rows if r["case"].split(" #")[0] == kind and r["method"] == method]
             summary.append({"kind": kind.removeprefix("synthetic "), "method": method, "cases": len(sel),
                             "mean Dice": float(np.mean([r["Dice"] for r in sel])),
@@ -210,8 +215,9 @@ def main() -> None:
     print("\n## The same synthetic runs in seed paper 003's scores\n")
     print(table(summary, ["kind", "method", "cases", "mean pixel acc.", "mean IoU", "mean TPR"]))
 
-    unseeded(all_cases, deep, models, lnhg, available)
 
+def _model_sizes(deep: dict, models: dict, branches) -> None:
+    """Each model's parameters, and an unseeded run over a 512 x 512 x 100 CT's lungs."""
     print("\n## Models: parameters, and an unseeded run over the lungs of a 512 x 512 x 100 CT (2 CPU cores)\n")
     from LungTumorReconDev.synthetic_thorax import make_thorax
 
@@ -247,6 +253,19 @@ def main() -> None:
                       "process max RSS (MB)": max(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
     print(table(sizes, ["method", "parameters", "512x512x100 time (s)", "Dice (both tumours, no seed)",
                         "peak traced (MB)", "process max RSS (MB)"]))
+
+
+def main() -> None:
+    available = registry()
+    deep = {m: v for m, v in DEEP.items() if v[0] in available}
+    models = _models(available, deep)
+    branches = lnhg_branches(available)
+    lnhg = lnhg_segmenters(*branches) if branches else {}
+    all_cases = cases()
+    rows = _seeded_rows(all_cases, deep, models, lnhg, available)
+    _print_seeded(rows, ["gk", *deep, *lnhg])
+    unseeded(all_cases, deep, models, lnhg, available)
+    _model_sizes(deep, models, branches)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def batch(pairs, indices, config: SliceLstmGanConfig, device: str, crop: int = 0
     return to(slices), lengths, to(volume), to(target)
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_arguments(p)
     p.add_argument("--variant", choices=VARIANTS, default="gan")
@@ -130,8 +130,11 @@ def main(argv=None) -> int:
                    help="Tversky weights of false positives and false negatives")
     p.add_argument("--pairs-cache", type=Path, help="keep the generated training pairs in this file between runs")
     p.add_argument("--install", action="store_true", help="write the weights and registry entry into Resources/Models")
-    args = p.parse_args(argv)
+    return p
 
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     dist = start(args)
     seed_everything(args.seed + dist.rank)
     overrides, adversarial = VARIANTS[args.variant]

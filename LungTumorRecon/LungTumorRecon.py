@@ -82,9 +82,8 @@ class LungTumorReconParameterNode:
 
 
 class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The panel: one section per stage, each with its own Apply, plus Run all. A stage runs in a
-    child process (the library's StageSession), polled by a QTimer, so Slicer stays responsive
-    and Cancel stops the work at once."""
+    """The panel: one section per stage with its own Apply, plus Run all. A stage runs in a child
+    process (the library's StageSession), so Slicer stays responsive and Cancel stops it at once."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -124,7 +123,8 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        self._stage.cleanup()
+        if self._stage is not None:
+            self._stage.cleanup()
         self.removeObservers()
 
     def enter(self) -> None:

@@ -124,6 +124,7 @@ class PanelLogic:
 
     async def _follow(self) -> None:
         """Poll the child process; the UI stays live between polls."""
+        title = stage_title(self.session.stage)
         message, error, done = "", "", False
         try:
             while self.session.running:
@@ -131,7 +132,7 @@ class PanelLogic:
                 event = self.session.poll()
                 with self.typed.state:
                     self.state.progress = round(100 * (event.fraction or 0.0))
-                    self.state.message = f"{stage_title(self.session.stage)}: {event.message}"
+                    self.state.message = f"{title}: {event.message}"
             outcome = self.session.finish()
             message = outcome.message
             if outcome.status is Outcome.FAILED:
@@ -148,7 +149,7 @@ class PanelLogic:
                 self._show_results(outcome.update)
         except Exception as exc:  # noqa: BLE001 - shown in the panel, which stays usable
             traceback.print_exc()  # the server's log keeps the detail
-            message, error = f"{stage_title(self.session.stage or 'all')}: failed", f"{type(exc).__name__}: {exc}"
+            message, error = f"{title}: failed", f"{type(exc).__name__}: {exc}"
             done = False
             self.session.cleanup()
         with self.typed.state:

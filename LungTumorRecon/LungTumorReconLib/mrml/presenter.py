@@ -141,9 +141,10 @@ class ResultPresenter:
         nodes = ResultNodes(volume=volume_node, segmentation=node, result=result)
         self._add_measurements(nodes, self.scene.segment_masks(node, g), tumors, g, result.surface_lps,
                                result.heterogeneity)
-        nodes.model = nodes.model or self.node_for(Role.TUMOR_MODEL, volume_node)
-        nodes.heterogeneity = nodes.heterogeneity or self.node_for(Role.HETEROGENEITY, volume_node)
-        nodes.tumors_table = nodes.tumors_table or self.node_for(Role.TUMORS_TABLE, volume_node)
+        for role, name in ((Role.TUMOR_MODEL, "model"), (Role.HETEROGENEITY, "heterogeneity"),
+                           (Role.TUMORS_TABLE, "tumors_table")):
+            if getattr(nodes, name) is None:  # kept from an earlier stage
+                setattr(nodes, name, self.node_for(role, volume_node))
         return nodes
 
     def apply_update(self, update: SceneUpdate, volume_node, segmentation_node=None) -> ResultNodes:

@@ -31,6 +31,7 @@ from LungTumorReconLib.io.seeds import Seed
 from LungTumorReconLib.lungs.correction import LungCorrection
 from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.pipeline.events import ProgressEvent, Step
+from LungTumorReconLib.pipeline.job import PipelineJob
 from LungTumorReconLib.pipeline.options import PipelineOptions
 from LungTumorReconLib.pipeline.stages import Stage, as_stage, plan_stage
 
@@ -160,8 +161,6 @@ class StageSession:
         Unknown or unbuilt methods are refused here; weights and devices are checked by the
         child, so the front end's process never imports torch (beside trame-slicer's VTK, or
         in Slicer's GUI process, just to check)."""
-        from LungTumorReconLib.pipeline.job import PipelineJob
-
         if self.busy:
             raise InputError("a stage is already running")
         stage = as_stage(stage)

@@ -114,3 +114,36 @@ class VolumeGeometry:
         image.SetSpacing(self.spacing)
         image.SetOrigin(self.origin)
         image.SetDirection(self.direction)
+
+
+def check_volume(array: np.ndarray, geometry: VolumeGeometry, name: str = "hu") -> None:
+    """Raise ``ValueError`` unless ``array`` is a 3D (k, j, i) array on ``geometry``'s grid,
+    whose spacing is positive: the argument check of every algorithm that takes a CT."""
+    shape = tuple(np.shape(array))
+    if len(shape) != 3:
+        raise ValueError(f"{name} must be a 3D (k, j, i) array, got {len(shape)} dimension(s)")
+    if shape != tuple(int(n) for n in geometry.shape_kji):
+        raise ValueError(f"{name} has shape {shape} but the geometry's grid is {tuple(geometry.shape_kji)} (k, j, i)")
+    if len(geometry.spacing) != 3 or not all(float(s) > 0 for s in geometry.spacing):
+        raise ValueError(f"the geometry's spacing must be three positive numbers, got {tuple(geometry.spacing)}")
+
+
+def check_same_shape(array: np.ndarray, shape: tuple[int, ...], name: str) -> None:
+    """Raise ``ValueError`` unless ``array`` (a mask) has exactly ``shape``."""
+    if tuple(np.shape(array)) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(np.shape(array))}, expected {tuple(shape)}")
+
+
+def check_index(index, shape: tuple[int, ...], name: str = "seed") -> None:
+    """Raise ``ValueError`` unless ``index`` is one voxel index (k, j, i) inside an array of ``shape``."""
+    if len(index) != len(shape):
+        raise ValueError(f"{name} {tuple(index)} must have {len(shape)} indices (k, j, i)")
+    if not all(0 <= int(c) < int(n) for c, n in zip(index, shape)):
+        raise ValueError(f"{name} {tuple(int(c) for c in index)} lies outside the volume of shape {tuple(shape)}")
+
+
+def check_spacing(spacing, ndim: int = 3, name: str = "spacing") -> None:
+    """Raise ``ValueError`` unless ``spacing`` is ``ndim`` positive numbers (mm)."""
+    values = np.asarray(spacing, dtype=float).ravel()
+    if len(values) != ndim or not np.all(values > 0):
+        raise ValueError(f"{name} must be {ndim} positive numbers (mm), got {tuple(values.tolist())}")

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.coordinates import VolumeGeometry, check_same_shape, check_volume
 from LungTumorReconLib.lungs.air import block_expand, block_reduce, bounding_box
 from LungTumorReconLib.io.seeds import RIGHT_LUNG
 
@@ -64,16 +64,34 @@ def bridge_pleural_indentations(
     geometry : VolumeGeometry
         The CT's grid.
     params : PleuralBridgeParameters, optional
+        The ball's radius, the working grid and the rules that keep a component;
+        ``PleuralBridgeParameters()`` by default.
 
     Returns
     -------
     dict of str to ndarray
         The same lungs, each a superset of the input; no voxel is given to both lungs.
 
+    Raises
+    ------
+    ValueError
+        If ``hu`` is not on the geometry's grid, a lung mask is not of ``hu``'s shape, or
+        ``ball_radius_mm`` or ``grid_mm`` is not positive.
+
     Examples
     --------
-    >>> lungs = bridge_pleural_indentations(segment_lungs_threshold(hu, geometry), hu, geometry)
+    >>> g = VolumeGeometry((32, 32, 32), (2.5, 2.5, 2.5), (-80.0, -40.0, 0.0))  # x < 0: a right lung
+    >>> k, j, i = np.indices(g.shape_kji)
+    >>> box = (k >= 2) & (k < 30) & (j >= 4) & (j < 28) & (i >= 4) & (i < 28)
+    >>> bite = box & ((k - 16) ** 2 + (j - 16) ** 2 + (i - 4) ** 2 <= 36)  # a mass against the lateral wall
+    >>> hu = np.where(box & ~bite, -850.0, 40.0)
+    >>> out = bridge_pleural_indentations({"right lung": box & ~bite}, hu, g)
+    >>> int(bite.sum()), int((out["right lung"] & bite).sum())
+    (519, 514)
     """
+    check_volume(hu, geometry)
+    for name, mask in lungs.items():
+        check_same_shape(mask, hu.shape, f"the {name} mask")
     params = params or PleuralBridgeParameters()
     if params.ball_radius_mm <= 0 or params.grid_mm <= 0:
         raise ValueError("ball_radius_mm and grid_mm must be positive")

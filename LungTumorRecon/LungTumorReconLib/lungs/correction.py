@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from LungTumorReconLib.coordinates import VolumeGeometry, ras_to_lps
+from LungTumorReconLib.coordinates import VolumeGeometry, check_volume, ras_to_lps
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.lungs.snake import LUNGS, SnakeLungParameters, fill_polygon, repropagate_lung
 from LungTumorReconLib.io.seeds import normalise_label
@@ -102,5 +102,47 @@ def apply_lung_correction(
     correction: LungCorrection,
     params: SnakeLungParameters | None = None,
 ) -> dict[str, np.ndarray]:
-    """Lungs with ``correction.lung`` re-propagated from the corrected slice; the other untouched."""
+    """Lungs with ``correction.lung`` re-propagated from the corrected slice; the other untouched.
+
+    Parameters
+    ----------
+    hu : ndarray
+        The CT in Hounsfield units, (k, j, i).
+    geometry : VolumeGeometry
+        The CT's grid; its shape (k, j, i) is ``hu.shape``.
+    lungs : dict of str to ndarray
+        The current lungs, bool masks of ``hu``'s shape (either may be absent).
+    correction : LungCorrection
+        The corrected lung, its slice and its mask there (:func:`read_lung_correction`).
+    params : SnakeLungParameters, optional
+        ``SnakeLungParameters()`` by default.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``lungs`` with the corrected lung re-propagated (:func:`lungs.snake.repropagate_lung`).
+
+    Raises
+    ------
+    ValueError
+        If ``hu`` is not on the geometry's grid, a lung mask is not of ``hu``'s shape, or the
+        correction's slice lies outside the volume or its mask is not of one slice's shape.
+    InputError
+        If the correction names no lung, or its mask is empty.
+
+    Examples
+    --------
+    >>> from LungTumorReconLib.lungs.snake import segment_lungs_snake
+    >>> hu = np.full((8, 32, 48), -1000.0)
+    >>> hu[:, 2:30, 2:46] = 40.0
+    >>> hu[1:7, 8:24, 6:20] = hu[1:7, 8:24, 28:42] = -850.0
+    >>> g = VolumeGeometry(size=(48, 32, 8), spacing=(5.0, 5.0, 5.0), origin=(-120.0, -80.0, 0.0))
+    >>> lungs = segment_lungs_snake(hu, g)
+    >>> mask = lungs["right lung"][3].copy()
+    >>> mask[:, :14] = False
+    >>> out = apply_lung_correction(hu, g, lungs, LungCorrection("right lung", 3, mask))
+    >>> int(out["right lung"][3].sum()), int(out["left lung"].sum())
+    (96, 1344)
+    """
+    check_volume(hu, geometry)  # the correction's slice and mask are checked by repropagate_lung
     return repropagate_lung(hu, geometry, lungs, correction.lung, correction.k, correction.mask, params)

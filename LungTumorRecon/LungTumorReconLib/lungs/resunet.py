@@ -12,12 +12,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage as ndi
 
-from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.coordinates import VolumeGeometry, check_volume
 from LungTumorReconLib.tumor.deep import predict_channels
 from LungTumorReconLib.lungs.air import name_by_side
+
+if TYPE_CHECKING:
+    import torch
 
 LUNG_MODEL = "resunet-lungs"  # the registry entry of the organ stage
 
@@ -52,9 +57,47 @@ def lungs_from_probability(probability: np.ndarray, geometry: VolumeGeometry, th
     return name_by_side(lungs, geometry) if lungs else {}
 
 
-def segment_lungs_resunet(hu: np.ndarray, geometry: VolumeGeometry, model=None, device: str = "cpu"
-                          ) -> dict[str, np.ndarray]:
-    """Return ``{"right lung": mask, "left lung": mask}`` (bool, (k, j, i)); absent lungs are omitted."""
+def segment_lungs_resunet(hu: np.ndarray, geometry: VolumeGeometry, model: torch.nn.Module | None = None,
+                          device: str = "cpu") -> dict[str, np.ndarray]:
+    """The lungs by the ResUNet organ stage (steps 1-3 of the module's docstring).
+
+    Parameters
+    ----------
+    hu : ndarray
+        The CT in Hounsfield units, (k, j, i).
+    geometry : VolumeGeometry
+        The CT's grid; its shape (k, j, i) is ``hu.shape``.
+    model : torch.nn.Module, optional
+        A two-channel :class:`networks.resunet.ResUNet` with its ``config``; the registry's
+        ``resunet-lungs`` (shipped weights) by default.
+    device : str, optional
+        The torch device to run on, ``"cpu"`` by default.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{"right lung": mask, "left lung": mask}`` (bool, (k, j, i)); absent lungs are omitted.
+
+    Raises
+    ------
+    ValueError
+        If ``hu`` is not on the geometry's grid, or ``model`` does not have two output channels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from LungTumorReconLib.networks.resunet import ResUNet, ResUNetConfig
+    >>> _ = torch.manual_seed(0)
+    >>> model = ResUNet(ResUNetConfig(out_channels=2, widths=(4, 4, 8, 8), pixel_mm=5.0)).eval()
+    >>> hu = np.full((4, 32, 32), -850.0)
+    >>> g = VolumeGeometry(size=(32, 32, 4), spacing=(5.0, 5.0, 5.0), origin=(-80.0, -80.0, 0.0))
+    >>> lungs = segment_lungs_resunet(hu, g, model)  # untrained weights: the masks mean nothing
+    >>> set(lungs) <= {"right lung", "left lung"}
+    True
+    """
+    check_volume(hu, geometry)
+    if model is not None and getattr(model.config, "out_channels", 2) != 2:
+        raise ValueError(f"the lung model needs two output channels, got {model.config.out_channels}")
     if model is None:
         from LungTumorReconLib.networks.registry import load_model
 

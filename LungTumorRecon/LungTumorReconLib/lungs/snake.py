@@ -32,7 +32,7 @@ from scipy import ndimage as ndi
 from skimage import measure
 from skimage.segmentation import watershed
 
-from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.coordinates import VolumeGeometry, check_same_shape, check_volume
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.lungs.air import (
     IN_PLANE_2X,
@@ -218,7 +218,41 @@ def segment_lungs_snake(
     seeds: list[Seed] | None = None,
     params: SnakeLungParameters | None = None,
 ) -> dict[str, np.ndarray]:
-    """``{"right lung": mask, "left lung": mask}`` (bool, (k, j, i)); lungs not found are omitted."""
+    """The lungs by the seeded Viterbi snake, propagated slice to slice (the module's steps 1-6).
+
+    Parameters
+    ----------
+    hu : ndarray
+        The CT in Hounsfield units, (k, j, i).
+    geometry : VolumeGeometry
+        The CT's grid; its shape (k, j, i) is ``hu.shape``.
+    seeds : list of Seed, optional
+        Markups points; those labelled ``right lung`` / ``left lung`` give their lung's start
+        slice and island. A lung without a seed starts where its air is largest.
+    params : SnakeLungParameters, optional
+        Air, snake and propagation parameters; ``SnakeLungParameters()`` by default.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{"right lung": mask, "left lung": mask}``, bool (k, j, i); lungs not found are omitted.
+
+    Raises
+    ------
+    ValueError
+        If ``hu`` is not 3D, its shape is not the geometry's, or the spacing is not positive.
+
+    Examples
+    --------
+    >>> hu = np.full((8, 32, 48), -1000.0)  # air around the body
+    >>> hu[:, 2:30, 2:46] = 40.0  # soft tissue
+    >>> hu[1:7, 8:24, 6:20] = hu[1:7, 8:24, 28:42] = -850.0  # two lungs of 6 x 16 x 14 voxels
+    >>> g = VolumeGeometry(size=(48, 32, 8), spacing=(5.0, 5.0, 5.0), origin=(-120.0, -80.0, 0.0))
+    >>> lungs = segment_lungs_snake(hu, g)
+    >>> sorted(lungs), int(lungs["right lung"].sum())
+    (['left lung', 'right lung'], 1344)
+    """
+    check_volume(hu, geometry)
     params = params or SnakeLungParameters()
     air = lung_air(hu, geometry, params.air)
     work = _SliceWork(hu, geometry, params)
@@ -287,6 +321,16 @@ def _automatic_starts(
     return starts
 
 
+def _check_correction(hu: np.ndarray, geometry: VolumeGeometry, lungs: dict[str, np.ndarray], k: int,
+                      corrected: np.ndarray) -> None:
+    check_volume(hu, geometry)
+    for lung, mask in lungs.items():
+        check_same_shape(mask, hu.shape, f"the {lung} mask")
+    if not 0 <= int(k) < hu.shape[0]:
+        raise ValueError(f"slice k={k} lies outside the volume's {hu.shape[0]} slices")
+    check_same_shape(corrected, hu.shape[1:], "the corrected slice")
+
+
 def repropagate_lung(
     hu: np.ndarray,
     geometry: VolumeGeometry,
@@ -299,7 +343,51 @@ def repropagate_lung(
     """Replace ``name`` on slice ``k`` by ``corrected`` and re-propagate it up and down.
 
     The other lung stays exactly as it was; the corrected lung never takes its voxels.
+
+    Parameters
+    ----------
+    hu : ndarray
+        The CT in Hounsfield units, (k, j, i).
+    geometry : VolumeGeometry
+        The CT's grid; its shape (k, j, i) is ``hu.shape``.
+    lungs : dict of str to ndarray
+        The current lungs, bool masks of ``hu``'s shape (either may be absent).
+    name : str
+        The lung to re-propagate: ``"right lung"`` or ``"left lung"``.
+    k : int
+        The corrected axial slice (array index).
+    corrected : ndarray
+        The lung on slice ``k``, bool (j, i).
+    params : SnakeLungParameters, optional
+        ``SnakeLungParameters()`` by default.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``lungs`` with ``name`` replaced.
+
+    Raises
+    ------
+    ValueError
+        If ``hu`` is not on the geometry's grid, a lung mask is not of ``hu``'s shape, ``k`` is
+        not a slice of the volume or ``corrected`` is not of one slice's shape.
+    InputError
+        If ``name`` is not a lung, or ``corrected`` is empty.
+
+    Examples
+    --------
+    >>> hu = np.full((8, 32, 48), -1000.0)
+    >>> hu[:, 2:30, 2:46] = 40.0
+    >>> hu[1:7, 8:24, 6:20] = hu[1:7, 8:24, 28:42] = -850.0
+    >>> g = VolumeGeometry(size=(48, 32, 8), spacing=(5.0, 5.0, 5.0), origin=(-120.0, -80.0, 0.0))
+    >>> lungs = segment_lungs_snake(hu, g)
+    >>> corrected = lungs["right lung"][3].copy()
+    >>> corrected[:, :14] = False  # the user cut the lateral half off slice 3
+    >>> out = repropagate_lung(hu, g, lungs, "right lung", 3, corrected)
+    >>> int(out["right lung"][3].sum()), int(out["right lung"].sum()), out["left lung"] is lungs["left lung"]
+    (96, 1216, True)
     """
+    _check_correction(hu, geometry, lungs, k, corrected)
     if name not in LUNGS:
         raise InputError(f"unknown lung {name!r}; use 'right lung' or 'left lung'")
     if not corrected.any():

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from LungTumorReconLib.coordinates import check_spacing
+
 
 @dataclass(frozen=True)
 class SnakeParameters:
@@ -59,6 +61,45 @@ class SliceEnergy:
 
 
 def slice_energy(hu: np.ndarray, spacing: tuple[float, float], params: SnakeParameters) -> SliceEnergy:
+    """The external energy images of one axial slice, computed once and sampled by the snake.
+
+    E_image = −|∇I|² (eq. 5) of the HU clipped to −1000…200 and differentiated with a Gaussian
+    of ``edge_sigma_mm``, normalised to [−1, 0] (it saturates at ``edge_scale_hu_per_mm``); and
+    the air-likeness that E_con probes (1 at HU <= ``air_hu`` − 200, 0 at HU >= ``air_hu`` + 200).
+
+    Parameters
+    ----------
+    hu : ndarray
+        One axial slice in Hounsfield units, (row, col) = (j, i).
+    spacing : tuple of float
+        The pixel spacing (row, col) in mm.
+    params : SnakeParameters
+        The snake's parameters; ``edge_sigma_mm`` and ``edge_scale_hu_per_mm`` are used here.
+
+    Returns
+    -------
+    SliceEnergy
+        ``edge`` and ``airness`` (float32, the slice's shape) and the ``spacing``.
+
+    Raises
+    ------
+    ValueError
+        If ``hu`` is not 2D, ``spacing`` is not two positive numbers, or ``edge_sigma_mm`` or
+        ``edge_scale_hu_per_mm`` is not positive.
+
+    Examples
+    --------
+    >>> hu = np.full((16, 16), 40.0)
+    >>> hu[4:12, 4:12] = -850.0  # an air square in soft tissue
+    >>> energy = slice_energy(hu, (0.8, 0.8), SnakeParameters())
+    >>> energy.edge.shape, float(energy.airness[8, 8]), float(energy.airness[0, 0])
+    ((16, 16), 1.0, 0.0)
+    """
+    if np.ndim(hu) != 2:
+        raise ValueError(f"hu must be one 2D axial slice (j, i), got {np.ndim(hu)} dimension(s)")
+    check_spacing(spacing, 2)
+    if params.edge_sigma_mm <= 0 or params.edge_scale_hu_per_mm <= 0:
+        raise ValueError("edge_sigma_mm and edge_scale_hu_per_mm must be positive")
     image = np.clip(hu.astype(np.float32), -1000.0, 200.0)
     sigma = [params.edge_sigma_mm / s for s in spacing]
     gy = ndi.gaussian_filter(image, sigma, order=(1, 0)) / spacing[0]
@@ -157,13 +198,56 @@ def snake_energy(points: np.ndarray, energy: SliceEnergy, params: SnakeParameter
     return float(params.alpha * d1 + params.beta * d2 + ext)
 
 
-def viterbi_snake(points: np.ndarray, energy: SliceEnergy, params: SnakeParameters | None = None) -> np.ndarray:
-    """Refine a closed contour (K, 2) of (row, col) pixel points; returns the new points.
+def _check_snake_arguments(points: np.ndarray, params: SnakeParameters) -> None:
+    if np.ndim(points) != 2 or np.shape(points)[1] != 2 or len(points) < 3:
+        raise ValueError(f"points must be a (K, 2) closed contour with K >= 3, got shape {np.shape(points)}")
+    if not np.all(np.isfinite(points)):
+        raise ValueError("points must be finite")
+    if params.candidates < 1 or params.point_spacing_mm <= 0 or not 3 <= params.min_points <= params.max_points:
+        raise ValueError("the snake needs candidates >= 1, point_spacing_mm > 0 and 3 <= min_points <= max_points")
 
-    The contour is first resampled to one point every ``point_spacing_mm``; it is made
-    counter-clockwise so that normals point outward.
+
+def viterbi_snake(points: np.ndarray, energy: SliceEnergy, params: SnakeParameters | None = None) -> np.ndarray:
+    """Refine a closed contour by the Viterbi snake (energy E of the module's docstring).
+
+    The contour is first resampled to one point every ``point_spacing_mm`` (``min_points`` to
+    ``max_points`` points); it is made counter-clockwise so that normals point outward. Each
+    pass moves every point to the best of ``candidates`` positions on its normal, the exact
+    minimum of E by dynamic programming, within a search radius that shrinks over
+    ``search_radii_mm``.
+
+    Parameters
+    ----------
+    points : ndarray
+        (K, 2) closed contour of (row, col) pixel points, K >= 3.
+    energy : SliceEnergy
+        The slice's external energy (:func:`slice_energy`).
+    params : SnakeParameters, optional
+        Weights and search schedule; ``SnakeParameters()`` by default.
+
+    Returns
+    -------
+    ndarray
+        (N, 2) refined contour of (row, col) pixel points, counter-clockwise, evenly spaced.
+
+    Raises
+    ------
+    ValueError
+        If ``points`` is not (K, 2) finite points with K >= 3, or ``params`` has fewer than one
+        candidate, a non-positive point spacing or ``min_points`` outside 3…``max_points``.
+
+    Examples
+    --------
+    >>> hu = np.where(np.hypot(*np.mgrid[-24:24, -24:24]) <= 14, -850.0, 40.0)  # an air disc
+    >>> energy = slice_energy(hu, (1.0, 1.0), SnakeParameters())
+    >>> t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    >>> start = np.column_stack([24 + 10 * np.sin(t), 24 + 10 * np.cos(t)])  # inside the disc
+    >>> out = viterbi_snake(start, energy)
+    >>> bool(abs(np.hypot(out[:, 0] - 24, out[:, 1] - 24).mean() - 14) < 1.0)
+    True
     """
     params = params or SnakeParameters()
+    _check_snake_arguments(points, params)
     spacing = energy.spacing
     mm = points * np.asarray(spacing)
     perimeter = float(np.sqrt((np.diff(np.vstack([mm, mm[:1]]), axis=0) ** 2).sum(axis=1)).sum())

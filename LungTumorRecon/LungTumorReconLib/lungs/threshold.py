@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.coordinates import VolumeGeometry, check_volume
 from LungTumorReconLib.lungs.air import LungAirParameters, close_and_fill, largest_components, lung_air, name_by_side, split_in_two
 from LungTumorReconLib.lungs.border import bridge_pleural_indentations
 
@@ -24,7 +24,38 @@ ThresholdLungParameters = LungAirParameters
 def segment_lungs_threshold(
     hu: np.ndarray, geometry: VolumeGeometry, params: LungAirParameters | None = None
 ) -> dict[str, np.ndarray]:
-    """Return ``{"right lung": mask, "left lung": mask}`` (bool, (k, j, i)); absent lungs are omitted."""
+    """The lungs by thresholding air (the baseline; steps 1-5 of the module's docstring).
+
+    Parameters
+    ----------
+    hu : ndarray
+        The CT in Hounsfield units, (k, j, i).
+    geometry : VolumeGeometry
+        The CT's grid; its shape (k, j, i) is ``hu.shape``.
+    params : LungAirParameters, optional
+        ``LungAirParameters()`` by default.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{"right lung": mask, "left lung": mask}`` (bool, (k, j, i)); absent lungs are omitted.
+
+    Raises
+    ------
+    ValueError
+        If ``hu`` is not 3D, its shape is not the geometry's, or the spacing is not positive.
+
+    Examples
+    --------
+    >>> hu = np.full((8, 32, 48), -1000.0)  # air around the body
+    >>> hu[:, 2:30, 2:46] = 40.0  # soft tissue
+    >>> hu[1:7, 8:24, 6:20] = hu[1:7, 8:24, 28:42] = -850.0  # two lungs of 6 x 16 x 14 voxels
+    >>> g = VolumeGeometry(size=(48, 32, 8), spacing=(5.0, 5.0, 5.0), origin=(-120.0, -80.0, 0.0))
+    >>> lungs = segment_lungs_threshold(hu, g)
+    >>> {name: int(mask.sum()) for name, mask in lungs.items()}
+    {'right lung': 1344, 'left lung': 1344}
+    """
+    check_volume(hu, geometry)
     params = params or LungAirParameters()
     spacing_kji = np.asarray(geometry.spacing[::-1], dtype=float)
     lungs = largest_components(lung_air(hu, geometry, params), geometry, params)

@@ -34,6 +34,8 @@ from monai.networks.blocks import Convolution
 from monai.networks.nets.highresnet import HighResBlock
 from torch import nn
 
+from LungTumorReconLib.networks.checks import check_positive_int, check_positive_ints, check_segmenter_settings
+
 
 @dataclass(frozen=True)
 class DenseHighRes3DNetConfig:
@@ -50,6 +52,20 @@ class DenseHighRes3DNetConfig:
     hu_window: tuple[float, float] = (-1000.0, 400.0)
     threshold: float = 0.5  # the paper's binarisation
     dilation_radius: int = 0  # no morphological post-processing in the paper
+
+    def __post_init__(self) -> None:
+        """Refuse impossible values (see :class:`DenseHighRes3DNet`) with a ``ValueError``."""
+        if self.version not in (1, 2):
+            raise ValueError(f"version must be 1 or 2, got {self.version}")
+        for name in ("in_channels", "factor", "stem", "groups"):
+            check_positive_int(name, getattr(self, name))
+        check_positive_ints("stage_widths", self.stage_widths)
+        check_positive_ints("dilations", self.dilations)
+        if any(width % self.groups for width in (self.stem, *self.stage_widths)):
+            raise ValueError(f"stem and stage_widths must be multiples of groups={self.groups} (group normalisation)")
+        check_segmenter_settings(self)
+        if self.window_slices % self.factor:
+            raise ValueError(f"window_slices={self.window_slices} must be a multiple of factor={self.factor}")
 
     @property
     def window_stride(self) -> int:
@@ -102,12 +118,33 @@ class DenseUpsampling(nn.Module):
 
 
 class DenseHighRes3DNet(nn.Module):
-    """(B, 1, D, H, W) with D, H, W multiples of ``factor`` → tumour logits of the same shape."""
+    """(B, 1, D, H, W) with D, H, W multiples of ``factor`` → tumour logits of the same shape.
+
+    Parameters
+    ----------
+    config : DenseHighRes3DNetConfig, optional
+        The version (1 or 2: how the lateral connections run), input channels, DDC/DUC factor
+        r, stem and stage widths, the HDC dilations of each stage's residual blocks, the group
+        normalisation's groups, dense or strided sampling; and the inference settings (slices
+        per window, pixel size, HU window, threshold, dilation radius). The shipped defaults.
+
+    Raises
+    ------
+    ValueError
+        When the configuration is made: ``version`` not 1 or 2; a channel count, width, factor,
+        dilation or group count not a positive integer; a width not a multiple of ``groups``;
+        ``window_slices`` not a positive multiple of ``factor``; ``pixel_mm`` <= 0; an empty HU
+        window; ``threshold`` outside 0..1; or ``dilation_radius`` < 0.
+
+    Examples
+    --------
+    >>> net = DenseHighRes3DNet(DenseHighRes3DNetConfig(stem=4, stage_widths=(4, 4), groups=2)).eval()
+    >>> net(torch.zeros(1, 1, 4, 8, 8)).shape
+    torch.Size([1, 1, 4, 8, 8])
+    """
 
     def __init__(self, config: DenseHighRes3DNetConfig = DenseHighRes3DNetConfig()):
         super().__init__()
-        if config.version not in (1, 2):
-            raise ValueError(f"version must be 1 or 2, got {config.version}")
         self.config = config
         r, norm = config.factor, ("GROUP", {"num_groups": config.groups})
         if config.use_dense_sampling:

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from LungTumorReconLib.networks.checks import check_positive_int, check_positive_ints, check_segmenter_settings
+
 
 @dataclass(frozen=True)
 class LnhgGeneratorConfig:
@@ -38,6 +40,12 @@ class LnhgGeneratorConfig:
     threshold: float = 0.15
     crop: int = 64  # the critic's in-plane window (its fully connected layer depends on it)
     dilation_radius: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse impossible values (see :class:`NoduleGenerator`) with a ``ValueError``."""
+        check_positive_ints("widths", self.widths, length=4)
+        check_positive_int("crop", self.crop)
+        check_segmenter_settings(self)
 
     @property
     def window_stride(self) -> int:
@@ -60,7 +68,29 @@ def _conv(cin: int, cout: int, norm: bool = True) -> nn.Sequential:
 
 
 class NoduleGenerator(nn.Module):
-    """(B, 1, S, H, W) normalised CT → (B, 1, S, H, W) nodule image ≥ 0, see the module doc."""
+    """(B, 1, S, H, W) normalised CT → (B, 1, S, H, W) nodule image ≥ 0, see the module doc.
+
+    Parameters
+    ----------
+    config : LnhgGeneratorConfig, optional
+        The encoder's four widths (the decoder mirrors them); and the settings of inference and
+        training (slices per window, pixel size, HU window, the candidate threshold on the
+        nodule image, the critic's crop, dilation radius). The paper's widths by default.
+
+    Raises
+    ------
+    ValueError
+        When the configuration is made: not four positive integer widths, ``crop`` or
+        ``window_slices`` < 1, ``pixel_mm`` <= 0, an empty HU window, ``threshold`` outside
+        0..1, or ``dilation_radius`` < 0.
+
+    Examples
+    --------
+    >>> net = NoduleGenerator(LnhgGeneratorConfig(widths=(2, 4, 4, 8))).eval()
+    >>> image = net(torch.zeros(1, 1, 3, 16, 16))
+    >>> image.shape, bool((image >= 0).all())
+    (torch.Size([1, 1, 3, 16, 16]), True)
+    """
 
     def __init__(self, config: LnhgGeneratorConfig | None = None):
         super().__init__()

@@ -34,6 +34,9 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign, generalized_box_iou_loss
 
+from LungTumorReconLib.networks.checks import (check_fraction, check_hu_window, check_positive, check_positive_int,
+                                               check_positive_ints)
+
 
 @dataclass(frozen=True)
 class NoduleDetectorConfig:
@@ -44,6 +47,17 @@ class NoduleDetectorConfig:
     score_threshold: float = 0.5  # the authors' confidence
     nms_iou: float = 0.3  # the authors' NMS at inference
     box_head_width: int = 256
+
+    def __post_init__(self) -> None:
+        """Refuse impossible values (see :func:`build_nodule_detector`) with a ``ValueError``."""
+        check_positive_ints("anchor_sizes", self.anchor_sizes)
+        if not self.aspect_ratios or not all(r > 0 for r in self.aspect_ratios):
+            raise ValueError(f"aspect_ratios must be one or more positive numbers, got {tuple(self.aspect_ratios)}")
+        check_positive("pixel_mm", self.pixel_mm)
+        check_hu_window(self.hu_window)
+        check_fraction("score_threshold", self.score_threshold)
+        check_fraction("nms_iou", self.nms_iou)
+        check_positive_int("box_head_width", self.box_head_width)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +93,36 @@ class NativeSizeTransform(GeneralizedRCNNTransform):
 
 
 def build_nodule_detector(config: NoduleDetectorConfig | None = None) -> FasterRCNN:
+    """The LNHG nodule detector: torchvision's Faster R-CNN with the changes of the module's docstring.
+
+    Parameters
+    ----------
+    config : NoduleDetectorConfig, optional
+        Anchor sizes (model pixels) and aspect ratios, pixel size, HU window, the score
+        threshold and NMS overlap at inference, and the box head's width. The shipped defaults.
+
+    Returns
+    -------
+    FasterRCNN
+        The untrained detector (two classes: background, nodule), with ``config`` attached.
+        In eval mode it maps a list of (3, H, W) images in 0..1 to one dict of ``boxes``,
+        ``labels`` and ``scores`` per image.
+
+    Raises
+    ------
+    ValueError
+        When the configuration is made: an anchor size or the box head's width not a positive
+        integer, an aspect ratio or ``pixel_mm`` not positive, an empty HU window, or
+        ``score_threshold`` or ``nms_iou`` outside 0..1.
+
+    Examples
+    --------
+    >>> model = build_nodule_detector(NoduleDetectorConfig(box_head_width=16)).eval()
+    >>> with torch.no_grad():
+    ...     detections = model([torch.zeros(3, 32, 32)])
+    >>> sorted(detections[0])
+    ['boxes', 'labels', 'scores']
+    """
     config = config or NoduleDetectorConfig()
     trunk = resnet18(weights=None)
     backbone = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool, trunk.layer1, trunk.layer2)

@@ -25,6 +25,8 @@ import torch
 from monai.networks.blocks import Convolution
 from torch import nn
 
+from LungTumorReconLib.networks.checks import check_positive_int, check_positive_ints, check_segmenter_settings
+
 
 @dataclass(frozen=True)
 class RecurrentDenseUNetConfig:
@@ -41,6 +43,15 @@ class RecurrentDenseUNetConfig:
     # in-plane disk after thresholding, in model pixels. The paper's 3 (a 7×7 disk) was chosen
     # for its own model; ours is chosen on our validation chests (docs/results.md shows both)
     dilation_radius: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse impossible values (see :class:`RecurrentDenseUNet`) with a ``ValueError``."""
+        for name in ("in_channels", "lstm_hidden", "lstm_layers"):
+            check_positive_int(name, getattr(self, name))
+        check_positive_ints("widths", self.widths)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        check_segmenter_settings(self)
 
     @property
     def window_stride(self) -> int:
@@ -99,8 +110,31 @@ class ConvLSTM2d(nn.Module):
 
 
 class RecurrentDenseUNet(nn.Module):
-    """(B, 1, S, H, W) windows of S slices → tumour logits of the same shape. H and W must be
-    multiples of 2^levels (the ConvLSTM runs at 1/2^levels in-plane)."""
+    """(B, 1, S, H, W) windows of S slices → tumour logits of the same shape.
+
+    H and W must be multiples of 2^levels (the ConvLSTM runs at 1/2^levels in-plane).
+
+    Parameters
+    ----------
+    config : RecurrentDenseUNetConfig, optional
+        Input channels, the encoder's widths (one level each), the ConvLSTM's hidden channels
+        and layers (or a dense block, ``use_convlstm=False``), the dropout; and the inference
+        settings (slices per window, pixel size, HU window, threshold, dilation radius). The
+        shipped defaults.
+
+    Raises
+    ------
+    ValueError
+        When the configuration is made: a channel count, width or layer count not a positive
+        integer; ``dropout`` outside [0, 1); ``window_slices`` < 1; ``pixel_mm`` <= 0; an empty
+        HU window; ``threshold`` outside 0..1; or ``dilation_radius`` < 0.
+
+    Examples
+    --------
+    >>> net = RecurrentDenseUNet(RecurrentDenseUNetConfig(widths=(2, 4), lstm_hidden=4)).eval()
+    >>> net(torch.zeros(1, 1, 8, 16, 16)).shape
+    torch.Size([1, 1, 8, 16, 16])
+    """
 
     def __init__(self, config: RecurrentDenseUNetConfig = RecurrentDenseUNetConfig()):
         super().__init__()

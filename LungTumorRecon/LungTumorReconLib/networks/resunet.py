@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from LungTumorReconLib.networks.checks import check_positive_int, check_positive_ints, check_segmenter_settings
+
 IDENTITY_CURVE = tuple(i / 32 for i in range(33))
 
 
@@ -42,6 +44,15 @@ class ResUNetConfig:
     equalisation: tuple[float, ...] = IDENTITY_CURVE  # the cumulative histogram at evenly spaced knots
     threshold: float = 0.5
     dilation_radius: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse impossible values (see :class:`ResUNet`) with a ``ValueError``."""
+        check_positive_int("out_channels", self.out_channels)
+        check_positive_ints("widths", self.widths, length=4)
+        curve = np.asarray(self.equalisation, dtype=float)
+        if curve.ndim != 1 or len(curve) < 2 or np.any(np.diff(curve) < 0):
+            raise ValueError("equalisation must be a non-decreasing curve of two or more knots")
+        check_segmenter_settings(self)
 
     @property
     def window_stride(self) -> int:
@@ -109,8 +120,32 @@ class PreActResidualBlock(nn.Module):
 
 
 class ResUNet(nn.Module):
-    """Input (B, 1, 1, H, W) (one-slice windows) or (B, 1, H, W), H and W multiples of 8;
-    output logits of the same layout with ``config.out_channels`` channels."""
+    """Input (B, 1, 1, H, W) (one-slice windows) or (B, 1, H, W) → logits of the same layout.
+
+    H and W are multiples of 8; the output has ``config.out_channels`` channels.
+
+    Parameters
+    ----------
+    config : ResUNetConfig, optional
+        Output channels (1: tumour; 2: the two lungs), the widths of the three encoder blocks
+        and the bridge, the equalisation curve (the network's first operation); and the
+        inference settings (slices per window, pixel size, HU window, threshold, dilation
+        radius). The tumour stage's defaults.
+
+    Raises
+    ------
+    ValueError
+        When the configuration is made: ``out_channels`` or a width not a positive integer,
+        not four widths, an equalisation curve that decreases or has fewer than two knots,
+        ``window_slices`` < 1, ``pixel_mm`` <= 0, an empty HU window, ``threshold`` outside
+        0..1, or ``dilation_radius`` < 0.
+
+    Examples
+    --------
+    >>> net = ResUNet(ResUNetConfig(out_channels=2, widths=(4, 4, 8, 8))).eval()
+    >>> net(torch.zeros(1, 1, 1, 16, 24)).shape
+    torch.Size([1, 2, 1, 16, 24])
+    """
 
     def __init__(self, config: ResUNetConfig | None = None):
         super().__init__()

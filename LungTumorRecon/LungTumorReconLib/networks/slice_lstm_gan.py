@@ -26,6 +26,8 @@ from monai.networks.blocks import Convolution
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from LungTumorReconLib.networks.checks import check_positive_int, check_positive_ints
+
 
 @dataclass(frozen=True)
 class SliceLstmGanConfig:
@@ -38,6 +40,18 @@ class SliceLstmGanConfig:
     generator_widths: tuple[int, ...] = (8, 16, 32, 48)
     discriminator_widths: tuple[int, ...] = (8, 16, 32, 64)
     prior_gain: float = 2.0  # logit of the interpolated shape per voxel of signed distance
+
+    def __post_init__(self) -> None:
+        """Refuse impossible values (see :class:`SliceLstmGan`) with a ``ValueError``."""
+        if self.slice_channels not in (1, 2) or self.volume_channels not in (1, 2):
+            raise ValueError("slice_channels and volume_channels must be 1 (mask / distance) or 2 (with the HU), "
+                             f"got {self.slice_channels} and {self.volume_channels}")
+        check_positive_int("feature_size", self.feature_size)
+        check_positive_int("lstm_hidden", self.lstm_hidden)
+        for name in ("resnet_widths", "generator_widths", "discriminator_widths"):
+            check_positive_ints(name, getattr(self, name))
+        if not self.prior_gain >= 0:
+            raise ValueError(f"prior_gain must be non-negative, got {self.prior_gain!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -150,7 +164,29 @@ class Discriminator3D(nn.Module):
 
 
 class SliceLstmGan(nn.Module):
-    """The generator side (encoder, LSTM, generator); the discriminator is separate, for training."""
+    """The generator side (encoder, LSTM, generator); the discriminator is separate, for training.
+
+    Parameters
+    ----------
+    config : SliceLstmGanConfig, optional
+        Channels per slice and on the 3D grid (1 or 2), the slice encoder's ResNet widths and
+        feature size, the LSTM's hidden size (or mean pooling, ``use_lstm=False``), the 3D
+        generator's and discriminator's widths, and the gain of the interpolated shape's prior.
+
+    Raises
+    ------
+    ValueError
+        When the configuration is made: channels not 1 or 2, a width, feature size or hidden
+        size not a positive integer, or ``prior_gain`` < 0.
+
+    Examples
+    --------
+    >>> config = SliceLstmGanConfig(resnet_widths=(4, 8), feature_size=8, lstm_hidden=8, generator_widths=(4, 8))
+    >>> net = SliceLstmGan(config).eval()
+    >>> slices, lengths, volume = torch.zeros(1, 5, 2, 16, 16), torch.tensor([5]), torch.zeros(1, 2, 16, 16, 16)
+    >>> net(slices, lengths, volume).shape  # occupancy logits on the grid of ``volume``
+    torch.Size([1, 1, 16, 16, 16])
+    """
 
     def __init__(self, config: SliceLstmGanConfig = SliceLstmGanConfig()):
         super().__init__()

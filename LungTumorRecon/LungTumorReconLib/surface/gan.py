@@ -16,12 +16,18 @@ the surface is their zero level, by marching cubes, in LPS mm.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.coordinates import VolumeGeometry, check_same_shape
+from LungTumorReconLib.surface.marching_cubes import check_mask
 from LungTumorReconLib.surface.shape_interpolation import signed_distance_mm
+
+if TYPE_CHECKING:
+    import torch
+    from vtkmodules.vtkCommonDataModel import vtkPolyData
 
 LUNG_HU, TUMOR_HU = -850.0, 30.0
 MAX_SLICES = 40
@@ -121,8 +127,48 @@ def truth_on_grid(truth: np.ndarray, truth_geometry: VolumeGeometry, grid: Volum
     return values.reshape(g, g, g) > 0.5
 
 
-def gan_surface(mask: np.ndarray, geometry: VolumeGeometry, hu: np.ndarray | None, model=None, device: str = "cpu"):
-    """``--recon gan`` with the shipped model (or ``model``): vtkPolyData in LPS mm."""
+def gan_surface(mask: np.ndarray, geometry: VolumeGeometry, hu: np.ndarray | None,
+                model: torch.nn.Module | None = None, device: str = "cpu") -> vtkPolyData:
+    """``--recon gan``: the zero level of the generator's occupancy logits on the tumour's grid.
+
+    Parameters
+    ----------
+    mask : ndarray
+        The tumour, bool (k, j, i), not empty.
+    geometry : VolumeGeometry
+        The mask's grid; its shape (k, j, i) is ``mask.shape``.
+    hu : ndarray or None
+        The CT in HU on the same grid; None: an ideal tumour (30 HU) in lung (−850 HU).
+    model : SliceLstmGan, optional
+        The generator with its ``config``; the registry's ``slice-lstm-gan`` by default.
+    device : str, optional
+        The torch device, ``"cpu"`` by default.
+
+    Returns
+    -------
+    vtkPolyData
+        The closed surface in LPS mm.
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` is not a non-empty mask on the geometry's grid, or ``hu`` is not of its shape.
+
+    Examples
+    --------
+    >>> from LungTumorReconLib.networks.slice_lstm_gan import SliceLstmGan, SliceLstmGanConfig
+    >>> config = SliceLstmGanConfig(slice_channels=1, volume_channels=1, resnet_widths=(4, 8), feature_size=8,
+    ...                             lstm_hidden=8, generator_widths=(4, 8))
+    >>> g = VolumeGeometry((12, 12, 6), (1.0, 1.0, 3.0), (0.0, 0.0, 0.0))
+    >>> k, j, i = np.indices(g.shape_kji)
+    >>> mask = ((k - 2.5) * 3) ** 2 + (j - 5.5) ** 2 + (i - 5.5) ** 2 <= 16  # a 4 mm ball on 3 mm slices
+    >>> surface = gan_surface(mask, g, None, model=SliceLstmGan(config).eval())  # untrained: the prior
+    >>> surface.GetNumberOfPoints() > 0
+    True
+    """
+    check_mask(mask, geometry)
+    if hu is not None:
+        check_same_shape(hu, mask.shape, "hu")
     import torch
 
     from LungTumorReconLib.networks.registry import load_model

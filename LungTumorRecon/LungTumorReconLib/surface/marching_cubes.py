@@ -8,9 +8,22 @@ the way Slicer writes models.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.coordinates import VolumeGeometry, check_volume
+
+if TYPE_CHECKING:
+    from vtkmodules.vtkCommonDataModel import vtkPolyData
+
+
+def check_mask(mask: np.ndarray, geometry: VolumeGeometry) -> None:
+    """Raise ``ValueError`` unless ``mask`` is a non-empty 3D (k, j, i) mask on ``geometry``'s grid:
+    the argument check of every reconstruction method."""
+    check_volume(mask, geometry, "mask")
+    if not np.any(mask):
+        raise ValueError("empty mask: no surface to build")
 
 
 def crop_to_mask(mask: np.ndarray, pad: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -51,10 +64,39 @@ def transform_polydata(polydata, matrix: np.ndarray):
     return out
 
 
-def marching_cubes_surface(mask: np.ndarray, geometry: VolumeGeometry):
-    """Marching cubes at the 0.5 level of a binary (k, j, i) mask; vtkPolyData in LPS mm."""
-    if not mask.any():
-        raise ValueError("empty mask: no surface to build")
+def marching_cubes_surface(mask: np.ndarray, geometry: VolumeGeometry) -> vtkPolyData:
+    """``--recon mc``: marching cubes (VTK) at the 0.5 level of a binary (k, j, i) mask.
+
+    The mask is cropped to its bounding box plus a voxel of background on every side, so the
+    surface closes at the volume's edge too.
+
+    Parameters
+    ----------
+    mask : ndarray
+        The tumour, bool (k, j, i), not empty.
+    geometry : VolumeGeometry
+        The mask's grid; its shape (k, j, i) is ``mask.shape``.
+
+    Returns
+    -------
+    vtkPolyData
+        The closed surface in LPS mm, with consistently oriented normals.
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` is not 3D, its shape is not the geometry's, the spacing is not positive, or
+        the mask is empty.
+
+    Examples
+    --------
+    >>> g = VolumeGeometry((12, 12, 6), (1.0, 1.0, 3.0), (0.0, 0.0, 0.0))
+    >>> k, j, i = np.indices(g.shape_kji)
+    >>> mask = ((k - 2.5) * 3) ** 2 + (j - 5.5) ** 2 + (i - 5.5) ** 2 <= 16  # a 4 mm ball on 3 mm slices
+    >>> round(surface_volume_ml(marching_cubes_surface(mask, g)), 3)
+    0.245
+    """
+    check_mask(mask, geometry)
     crop, offset_kji = crop_to_mask(mask.astype(np.uint8))
     return iso_surface(crop, geometry, 0.5, offset_kji)
 
@@ -101,8 +143,37 @@ def fair_surface(polydata, iterations: int = FAIRING_ITERATIONS, pass_band: floa
     return with_normals(f.GetOutput())
 
 
-def marching_cubes_fairing_surface(mask: np.ndarray, geometry: VolumeGeometry):
-    """``--recon mc-fairing``: marching cubes, then windowed-sinc fairing."""
+def marching_cubes_fairing_surface(mask: np.ndarray, geometry: VolumeGeometry) -> vtkPolyData:
+    """``--recon mc-fairing``: marching cubes, then windowed-sinc fairing (:func:`fair_surface`).
+
+    Parameters
+    ----------
+    mask : ndarray
+        The tumour, bool (k, j, i), not empty.
+    geometry : VolumeGeometry
+        The mask's grid; its shape (k, j, i) is ``mask.shape``.
+
+    Returns
+    -------
+    vtkPolyData
+        The faired closed surface in LPS mm: the staircase of thick slices smoothed away
+        (``FAIRING_ITERATIONS`` iterations, pass band ``FAIRING_PASS_BAND``).
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` is not 3D, its shape is not the geometry's, the spacing is not positive, or
+        the mask is empty.
+
+    Examples
+    --------
+    >>> g = VolumeGeometry((12, 12, 6), (1.0, 1.0, 3.0), (0.0, 0.0, 0.0))
+    >>> k, j, i = np.indices(g.shape_kji)
+    >>> mask = ((k - 2.5) * 3) ** 2 + (j - 5.5) ** 2 + (i - 5.5) ** 2 <= 16
+    >>> round(surface_volume_ml(marching_cubes_fairing_surface(mask, g)), 3)
+    0.195
+    """
+    check_mask(mask, geometry)
     return fair_surface(marching_cubes_surface(mask, geometry))
 
 

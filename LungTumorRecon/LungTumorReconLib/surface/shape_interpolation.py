@@ -16,11 +16,16 @@ Interpolation is by cubic B-spline (``order=3``) or linear (``order=1``) with sc
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage as ndi
 
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.surface.marching_cubes import crop_to_mask, iso_surface
+from LungTumorReconLib.surface.marching_cubes import check_mask, crop_to_mask, iso_surface
+
+if TYPE_CHECKING:
+    from vtkmodules.vtkCommonDataModel import vtkPolyData
 
 
 def signed_distance_mm(mask: np.ndarray, spacing_kji) -> np.ndarray:
@@ -58,7 +63,42 @@ def interpolate_slices(
     return fine, fine_geometry
 
 
-def interpolation_marching_cubes_surface(mask: np.ndarray, geometry: VolumeGeometry, order: int = 3):
-    """``--recon interp-mc``: the zero level of the slice-interpolated signed distance map."""
+def interpolation_marching_cubes_surface(mask: np.ndarray, geometry: VolumeGeometry, order: int = 3
+                                         ) -> vtkPolyData:
+    """``--recon interp-mc``: the zero level of the slice-interpolated signed distance map.
+
+    Parameters
+    ----------
+    mask : ndarray
+        The tumour, bool (k, j, i), not empty.
+    geometry : VolumeGeometry
+        The mask's grid; its shape (k, j, i) is ``mask.shape``.
+    order : int, optional
+        The spline order of the interpolation along k: 3 (cubic B-spline) or 1 (linear);
+        scipy's orders 0-5 are accepted.
+
+    Returns
+    -------
+    vtkPolyData
+        The closed surface in LPS mm, on slices as thin as the in-plane spacing.
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` is not 3D, its shape is not the geometry's, the spacing is not positive,
+        the mask is empty, or ``order`` is not an integer 0-5.
+
+    Examples
+    --------
+    >>> from LungTumorReconLib.surface.marching_cubes import surface_volume_ml
+    >>> g = VolumeGeometry((12, 12, 6), (1.0, 1.0, 3.0), (0.0, 0.0, 0.0))
+    >>> k, j, i = np.indices(g.shape_kji)
+    >>> mask = ((k - 2.5) * 3) ** 2 + (j - 5.5) ** 2 + (i - 5.5) ** 2 <= 16  # a 4 mm ball on 3 mm slices
+    >>> round(surface_volume_ml(interpolation_marching_cubes_surface(mask, g)), 3)
+    0.224
+    """
+    check_mask(mask, geometry)
+    if not isinstance(order, (int, np.integer)) or not 0 <= order <= 5:
+        raise ValueError(f"order must be a spline order 0-5 (3: cubic, 1: linear), got {order!r}")
     phi, fine_geometry = interpolate_slices(mask, geometry, order=order)
     return iso_surface(phi, fine_geometry, 0.0)

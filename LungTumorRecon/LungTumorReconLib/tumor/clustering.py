@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.coordinates import VolumeGeometry, check_index, check_same_shape, check_volume
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.tumor.gk import CLUSTERING, predict_memberships
 from LungTumorReconLib.tumor.labels import nearest_label
@@ -226,15 +226,103 @@ def _distance_from(shape, centre, spacing) -> np.ndarray:
     return np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)))
 
 
+def _check_seeded_arguments(hu: np.ndarray, geometry: VolumeGeometry, seed_kji, lungs: np.ndarray | None,
+                            method: str) -> None:
+    check_volume(hu, geometry)
+    check_index(seed_kji, hu.shape, "seed_kji")
+    if lungs is not None:
+        check_same_shape(lungs, hu.shape, "lungs")
+    if method not in CLUSTERING:
+        raise ValueError(f"unknown clustering method {method!r}; one of {', '.join(CLUSTERING)}")
+
+
+def _domain(lungs: np.ndarray | None, lung_labels: np.ndarray | None, seed_kji, box) -> np.ndarray:
+    """Where the neighbourhood ``box`` is clustered: the lungs (with their per-slice hulls for a
+    seed outside them), or the whole box without lungs."""
+    if lungs is not None and lungs[seed_kji]:
+        return lungs[box]
+    if lungs is not None:
+        return lungs[box] | hull_per_lung_and_slice(lung_labels, box)
+    return np.ones(tuple(b.stop - b.start for b in box), dtype=bool)
+
+
+def _cluster_domain(feats: np.ndarray, domain: np.ndarray, local_seed, spacing, method: str,
+                    params: TumorClusterParameters) -> tuple[np.ndarray, np.ndarray, float]:
+    """Tumour-like membership and tumour voxels over ``domain`` (in 3D, or per axial slice), and
+    the aerated lung's HU (see :func:`_cluster`)."""
+    membership = np.zeros(domain.shape, dtype=np.float32)
+    dense = np.zeros(domain.shape, dtype=bool)
+    if params.per_slice:
+        backgrounds = []
+        for k in range(domain.shape[0]):
+            if domain[k].sum() >= 4 * params.n_clusters:
+                membership[k][domain[k]], dense[k][domain[k]], b = _cluster(feats[k][domain[k]], method, params)
+                backgrounds.append(b)
+        background_hu = float(np.median(backgrounds)) if backgrounds else -850.0
+    else:
+        near_seed = _distance_from(domain.shape, local_seed, spacing) <= params.seed_radius_mm
+        membership[domain], dense[domain], background_hu = _cluster(feats[domain], method, params, near_seed[domain])
+    return membership, dense, background_hu
+
+
+def _refine(component: np.ndarray, hu: np.ndarray, background_hu: float, seed, spacing,
+            params: TumorClusterParameters) -> np.ndarray:
+    """Step 4 on the grown component: its rim split at half maximum, its tubular lobes dropped,
+    thinner vessels cut off."""
+    if component.any() and params.half_maximum_edge:
+        component = _half_maximum_edge(component, hu, background_hu, seed, spacing, params)
+    if component.any() and params.drop_tubular_lobes:
+        component = _without_tubular_lobes(component, hu, seed, spacing, params)
+    if component.any():
+        component = _separate_vessels(component, seed, spacing)
+    return component
+
+
 def segment_tumor_at_seed(
-    hu: np.ndarray,
-    geometry: VolumeGeometry,
-    seed_kji: tuple[int, int, int],
-    lungs: np.ndarray | None = None,
-    method: str = "gk",
-    params: TumorClusterParameters | None = None,
+    hu: np.ndarray, geometry: VolumeGeometry, seed_kji: tuple[int, int, int], lungs: np.ndarray | None = None,
+    method: str = "gk", params: TumorClusterParameters | None = None,
 ) -> TumorSegmentation:
-    """The tumour holding (or nearest to) ``seed_kji``; empty when there is none nearby."""
+    """The tumour holding (or nearest to) ``seed_kji`` by clustering its neighbourhood (steps 0-5).
+
+    Parameters
+    ----------
+    hu : ndarray
+        The CT in Hounsfield units, (k, j, i).
+    geometry : VolumeGeometry
+        The CT's grid; its shape (k, j, i) is ``hu.shape``.
+    seed_kji : tuple of int
+        The user's click, a voxel index (k, j, i) inside the volume.
+    lungs : ndarray, optional
+        Both lungs, bool of ``hu``'s shape; None (or empty) clusters the whole neighbourhood.
+    method : str, optional
+        ``"gk"`` (Gustafson–Kessel), ``"fcm"`` (fuzzy c-means) or ``"kmeans"``.
+    params : TumorClusterParameters, optional
+        ``TumorClusterParameters()`` by default.
+
+    Returns
+    -------
+    TumorSegmentation
+        The mask (bool, (k, j, i); empty when there is no tumour nearby), the tumour-like
+        membership (float32) and the seed used.
+
+    Raises
+    ------
+    ValueError
+        If ``hu`` is not on the geometry's grid, ``lungs`` not of its shape, the seed outside it
+        or ``method`` unknown.
+    InputError
+        If the seed lies in aerated lung with no dense tissue near it.
+
+    Examples
+    --------
+    >>> g = VolumeGeometry(size=(24, 24, 16), spacing=(1.5, 1.5, 1.5), origin=(0.0, 0.0, 0.0))
+    >>> k, j, i = np.indices(g.shape_kji)
+    >>> ball = (k - 8) ** 2 + (j - 12) ** 2 + (i - 12) ** 2 <= 16  # a 6 mm nodule in lung
+    >>> result = segment_tumor_at_seed(np.where(ball, 40.0, -850.0), g, (8, 12, 12))
+    >>> bool(result.mask[8, 12, 12]), bool((result.mask & ~ball).any())
+    (True, False)
+    """
+    _check_seeded_arguments(hu, geometry, seed_kji, lungs, method)
     params = params or TumorClusterParameters()
     spacing = tuple(geometry.spacing[::-1])
     radius = params.roi_radius_mm
@@ -248,35 +336,13 @@ def segment_tumor_at_seed(
     while True:
         box = _box(seed_kji, radius, geometry)
         local_seed = tuple(c - b.start for c, b in zip(seed_kji, box))
-        if use_lungs and lungs[seed_kji]:
-            domain = lungs[box]
-        elif use_lungs:
-            domain = lungs[box] | hull_per_lung_and_slice(lung_labels, box)
-        else:
-            domain = np.ones(tuple(b.stop - b.start for b in box), dtype=bool)
+        domain = _domain(lungs if use_lungs else None, lung_labels, seed_kji, box)
         feats = voxel_features(hu[box], spacing, params.texture_window_mm)
-        membership = np.zeros(domain.shape, dtype=np.float32)
-        dense = np.zeros(domain.shape, dtype=bool)
-        if params.per_slice:
-            backgrounds = []
-            for k in range(domain.shape[0]):
-                if domain[k].sum() >= 4 * params.n_clusters:
-                    membership[k][domain[k]], dense[k][domain[k]], b = _cluster(feats[k][domain[k]], method, params)
-                    backgrounds.append(b)
-            background_hu = float(np.median(backgrounds)) if backgrounds else -850.0
-        else:
-            near_seed = _distance_from(domain.shape, local_seed, spacing) <= params.seed_radius_mm
-            membership[domain], dense[domain], background_hu = _cluster(feats[domain], method, params,
-                                                                        near_seed[domain])
+        membership, dense, background_hu = _cluster_domain(feats, domain, local_seed, spacing, method, params)
         labels, _ = ndi.label(dense)
         lab = nearest_label(labels, local_seed, spacing, params.seed_search_mm)
         component = labels == lab if lab else np.zeros_like(dense)
-        if component.any() and params.half_maximum_edge:
-            component = _half_maximum_edge(component, hu[box], background_hu, local_seed, spacing, params)
-        if component.any() and params.drop_tubular_lobes:
-            component = _without_tubular_lobes(component, hu[box], local_seed, spacing, params)
-        if component.any():
-            component = _separate_vessels(component, local_seed, spacing)
+        component = _refine(component, hu[box], background_hu, local_seed, spacing, params)
         # a tumour (vessels cut off) that reaches the neighbourhood's edge needs a larger one
         touches_edge = component.any() and _touches_box_edge(component, box, geometry.shape_kji)
         if not touches_edge or radius >= params.max_roi_radius_mm:
@@ -396,7 +462,42 @@ def tumor_candidates(
 
     Vessels are removed by an opening (2.5 mm ball) before the blobs are measured; the score
     favours size (log volume within 0.03–200 mL), roundness and low elongation.
+
+    Parameters
+    ----------
+    hu : ndarray
+        The CT in Hounsfield units, (k, j, i).
+    geometry : VolumeGeometry
+        The CT's grid; its shape (k, j, i) is ``hu.shape``.
+    lungs : ndarray
+        Both lungs, bool of ``hu``'s shape: where candidates are sought.
+    max_candidates : int, optional
+        Return at most this many, >= 1.
+
+    Returns
+    -------
+    list of Candidate
+        Centroid (a voxel of the blob), volume, roundness, elongation and score, best first.
+
+    Raises
+    ------
+    ValueError
+        If ``hu`` is not on the geometry's grid, ``lungs`` is not of its shape, or
+        ``max_candidates`` < 1.
+
+    Examples
+    --------
+    >>> g = VolumeGeometry(size=(24, 24, 16), spacing=(1.5, 1.5, 1.5), origin=(0.0, 0.0, 0.0))
+    >>> k, j, i = np.indices(g.shape_kji)
+    >>> ball = (k - 8) ** 2 + (j - 12) ** 2 + (i - 12) ** 2 <= 16  # a 6 mm nodule in lung
+    >>> found = tumor_candidates(np.where(ball, 40.0, -850.0), g, np.ones(ball.shape, bool))
+    >>> [c.centroid_kji for c in found], round(found[0].volume_ml, 2)
+    ([(8, 12, 12)], 0.85)
     """
+    check_volume(hu, geometry)
+    check_same_shape(lungs, hu.shape, "lungs")
+    if max_candidates < 1:
+        raise ValueError(f"max_candidates must be at least 1, got {max_candidates}")
     spacing = tuple(geometry.spacing[::-1])
     dense = (hu > -500) & lungs
     dense = ndi.binary_opening(dense, structure=_ball(2.5, spacing))

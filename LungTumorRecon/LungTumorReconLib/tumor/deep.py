@@ -17,11 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.coordinates import VolumeGeometry, check_index, check_same_shape, check_volume
+
+if TYPE_CHECKING:
+    import torch
 
 SEED_BOX_MM = (60.0, 64.0, 64.0)  # half-sizes (k, j, i) of the region around a seed
 LUNG_MARGIN_MM = 10.0
@@ -125,9 +129,55 @@ def _component_at(mask: np.ndarray, kji, spacing_kji) -> np.ndarray:
     return labels == labels[k[at], j[at], i[at]]
 
 
-def segment_tumor_deep(model, hu: np.ndarray, geometry: VolumeGeometry, seeds_kji: list[tuple[int, int, int]],
-                       lungs: np.ndarray | None = None, device: str = "cpu") -> DeepTumorResult:
-    """The tumour mask by ``model`` (a registry network with a ``config``), see the module doc."""
+def segment_tumor_deep(model: torch.nn.Module, hu: np.ndarray, geometry: VolumeGeometry,
+                       seeds_kji: list[tuple[int, int, int]], lungs: np.ndarray | None = None,
+                       device: str = "cpu") -> DeepTumorResult:
+    """The tumour mask by a deep segmenter (steps 1-5 of the module's docstring).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A registry network with its ``config`` (``hu_window``, ``pixel_mm``, ``window_slices``,
+        ``window_stride``, ``in_plane_multiple``, ``threshold``, ``dilation_radius``), in eval mode.
+    hu : ndarray
+        The CT in Hounsfield units, (k, j, i).
+    geometry : VolumeGeometry
+        The CT's grid; its shape (k, j, i) is ``hu.shape``.
+    seeds_kji : list of tuple of int
+        Tumour seeds, voxel indices (k, j, i) inside the volume; empty: search the lungs.
+    lungs : ndarray, optional
+        Both lungs, bool of ``hu``'s shape: the region searched without seeds.
+    device : str, optional
+        The torch device, ``"cpu"`` by default.
+
+    Returns
+    -------
+    DeepTumorResult
+        The mask (bool) and the probability (float32, 0 where the network did not look), (k, j, i).
+
+    Raises
+    ------
+    ValueError
+        If ``model`` has no ``config``, ``hu`` is not on the geometry's grid, ``lungs`` is not of
+        its shape, or a seed lies outside the volume.
+
+    Examples
+    --------
+    >>> from LungTumorReconLib.networks.recurrent_dense_unet import RecurrentDenseUNet, RecurrentDenseUNetConfig
+    >>> model = RecurrentDenseUNet(RecurrentDenseUNetConfig(widths=(2,), lstm_hidden=2, window_slices=2)).eval()
+    >>> hu = np.full((4, 16, 16), -850.0)
+    >>> g = VolumeGeometry(size=(16, 16, 4), spacing=(1.25, 1.25, 2.5), origin=(0.0, 0.0, 0.0))
+    >>> result = segment_tumor_deep(model, hu, g, [(2, 8, 8)])  # untrained: the mask means nothing
+    >>> result.mask.shape, result.probability.dtype
+    ((4, 16, 16), dtype('float32'))
+    """
+    if not hasattr(model, "config"):
+        raise ValueError("model must be a registry network with a config (its window, pixel size and threshold)")
+    check_volume(hu, geometry)
+    for kji in seeds_kji:
+        check_index(kji, hu.shape, "seed")
+    if lungs is not None:
+        check_same_shape(lungs, hu.shape, "lungs")
     config = model.config
 
     def segment(region: np.ndarray, spacing_kji) -> tuple[np.ndarray, np.ndarray]:

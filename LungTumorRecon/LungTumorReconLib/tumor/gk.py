@@ -87,6 +87,28 @@ def predict_memberships(result: FuzzyResult, data: np.ndarray, m: float = 2.0, r
     return memberships_from_distances(d2, m)
 
 
+def _check_clustering(data: np.ndarray, n_clusters: int, m: float = 2.0, tol: float = 0.0, max_iter: int = 1) -> None:
+    """The argument checks shared by the three clustering functions (``data`` already an array)."""
+    if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
+        raise ValueError(f"data must be a non-empty (N, n) array of N points with n features, got shape {data.shape}")
+    if not 2 <= n_clusters <= data.shape[0]:
+        raise ValueError(f"n_clusters must be at least 2 and at most the {data.shape[0]} points, got {n_clusters}")
+    if not m > 1:
+        raise ValueError(f"the fuzzifier m must be greater than 1, got {m}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be non-negative, got {tol}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1, got {max_iter}")
+
+
+def _check_gk_options(n_points: int, n_clusters: int, gamma: float, max_condition: float, rho: float,
+                      init: np.ndarray | None) -> None:
+    if not 0 <= gamma <= 1 or not max_condition >= 1 or not rho > 0:
+        raise ValueError("gamma must lie in 0..1, max_condition be at least 1 and rho be positive")
+    if init is not None and np.shape(init) != (n_clusters, n_points):
+        raise ValueError(f"init must be (n_clusters, N) = {(n_clusters, n_points)}, got {np.shape(init)}")
+
+
 def gustafson_kessel(
     data: np.ndarray,
     n_clusters: int = 2,
@@ -99,8 +121,53 @@ def gustafson_kessel(
     rho: float = 1.0,
     init: np.ndarray | None = None,
 ) -> FuzzyResult:
-    """Cluster ``data`` (N, n) into ``n_clusters`` fuzzy GK clusters."""
+    """Cluster ``data`` into ``n_clusters`` fuzzy Gustafson–Kessel clusters (module docstring).
+
+    Parameters
+    ----------
+    data : ndarray
+        (N, n): N points of n features.
+    n_clusters : int, optional
+        The number of clusters c, 2 <= c <= N.
+    m : float, optional
+        The fuzzifier, > 1 (2: the usual choice).
+    tol : float, optional
+        Stop when no membership moves more than this, >= 0.
+    max_iter : int, optional
+        At most this many iterations, >= 1.
+    seed : int, optional
+        The random start's seed (when ``init`` is not given).
+    gamma : float, optional
+        Babuška et al.'s blend of each covariance with the data's, 0..1.
+    max_condition : float, optional
+        The largest ratio of a covariance's eigenvalues, >= 1.
+    rho : float, optional
+        The clusters' volume ρ_k (one for all), > 0.
+    init : ndarray, optional
+        (c, N) initial memberships instead of the seeded random start.
+
+    Returns
+    -------
+    FuzzyResult
+        Centres (c, n), memberships (c, N) (columns sum to 1), iterations, J, covariances F_k.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not a non-empty 2D array, n_clusters < 2 or > N, m <= 1, tol < 0,
+        max_iter < 1, gamma outside 0..1, max_condition < 1, rho <= 0 or ``init`` not (c, N).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> data = np.vstack([rng.normal(1, 0.1, (10, 2)), rng.normal(3, 0.1, (10, 2))])
+    >>> result = gustafson_kessel(data, n_clusters=2)
+    >>> result.memberships.shape, sorted(np.round(result.centers[:, 0]).tolist())
+    ((2, 20), [1.0, 3.0])
+    """
     data = np.asarray(data, dtype=np.float64)
+    _check_clustering(data, n_clusters, m, tol, max_iter)
+    _check_gk_options(len(data), n_clusters, gamma, max_condition, rho, init)
     n_points, n = data.shape
     u = initial_memberships(n_points, n_clusters, seed) if init is None else np.array(init, dtype=np.float64)
     data_cov = np.atleast_2d(np.cov(data, rowvar=False)) + 1e-12 * np.eye(n)
@@ -125,10 +192,46 @@ def gustafson_kessel(
 def fuzzy_c_means(
     data: np.ndarray, n_clusters: int = 2, m: float = 2.0, tol: float = 1e-5, max_iter: int = 100, seed: int = 0
 ) -> FuzzyResult:
-    """FCM through scikit-fuzzy's ``cmeans`` (same interface as :func:`gustafson_kessel`)."""
+    """Fuzzy c-means through scikit-fuzzy's ``cmeans`` (same interface as :func:`gustafson_kessel`).
+
+    Parameters
+    ----------
+    data : ndarray
+        (N, n): N points of n features.
+    n_clusters : int, optional
+        The number of clusters c, 2 <= c <= N.
+    m : float, optional
+        The fuzzifier, > 1.
+    tol : float, optional
+        scikit-fuzzy's stopping criterion ``error``, >= 0.
+    max_iter : int, optional
+        At most this many iterations, >= 1.
+    seed : int, optional
+        The random start's seed (the same start as :func:`gustafson_kessel`'s).
+
+    Returns
+    -------
+    FuzzyResult
+        Centres (c, n), memberships (c, N), iterations and the final objective; no covariances.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not a non-empty 2D array, n_clusters < 2 or > N, m <= 1, tol < 0 or
+        max_iter < 1.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> data = np.vstack([rng.normal(1, 0.1, (10, 2)), rng.normal(3, 0.1, (10, 2))])
+    >>> result = fuzzy_c_means(data, n_clusters=2)
+    >>> sorted(np.round(result.centers[:, 0]).tolist()), bool(np.allclose(result.memberships.sum(axis=0), 1))
+    ([1.0, 3.0], True)
+    """
     import skfuzzy
 
     data = np.asarray(data, dtype=np.float64)
+    _check_clustering(data, n_clusters, m, tol, max_iter)
     init = initial_memberships(len(data), n_clusters, seed)
     centers, u, _, _, jm, p, _ = skfuzzy.cluster.cmeans(
         data.T, n_clusters, m, error=tol, maxiter=max_iter, init=init, seed=seed
@@ -137,10 +240,42 @@ def fuzzy_c_means(
 
 
 def k_means(data: np.ndarray, n_clusters: int = 2, seed: int = 0, max_iter: int = 100, **_: object) -> FuzzyResult:
-    """K-means through scikit-learn; memberships are crisp (0 or 1)."""
+    """K-means through scikit-learn (same interface as :func:`gustafson_kessel`); memberships are crisp.
+
+    Parameters
+    ----------
+    data : ndarray
+        (N, n): N points of n features.
+    n_clusters : int, optional
+        The number of clusters c, 2 <= c <= N.
+    seed : int, optional
+        scikit-learn's ``random_state`` (4 starts, the best kept).
+    max_iter : int, optional
+        At most this many iterations per start, >= 1.
+    **_
+        The fuzzy methods' other arguments (``m``, ``tol``), ignored.
+
+    Returns
+    -------
+    FuzzyResult
+        Centres (c, n), memberships (c, N) of 0 or 1, iterations and the inertia as objective.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not a non-empty 2D array, n_clusters < 2 or > N, or max_iter < 1.
+
+    Examples
+    --------
+    >>> data = np.array([[0.0, 0.0], [0.1, 0.0], [3.0, 3.0], [3.1, 3.0]])
+    >>> result = k_means(data, n_clusters=2)
+    >>> result.memberships.sum(axis=0).tolist(), sorted(result.centers[:, 0].round(2).tolist())
+    ([1.0, 1.0, 1.0, 1.0], [0.05, 3.05])
+    """
     from sklearn.cluster import KMeans
 
     data = np.asarray(data, dtype=np.float64)
+    _check_clustering(data, n_clusters, max_iter=max_iter)
     km = KMeans(n_clusters=n_clusters, n_init=4, max_iter=max_iter, random_state=seed).fit(data)
     u = np.zeros((n_clusters, len(data)))
     u[km.labels_, np.arange(len(data))] = 1.0

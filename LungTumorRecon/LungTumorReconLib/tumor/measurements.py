@@ -17,7 +17,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 from skimage import measure
 
-from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.coordinates import VolumeGeometry, check_same_shape, check_volume
 from LungTumorReconLib.io.seeds import TUMOR, Seed
 
 
@@ -41,8 +41,39 @@ class TumorMeasurement:
 def split_tumors(mask: np.ndarray, geometry: VolumeGeometry, seeds: list[Seed]) -> list[tuple[Seed | None, np.ndarray]]:
     """One mask per tumour: the 3D component under (or nearest to) each tumour seed.
 
-    With no tumour seed, every connected component is a tumour.
+    With no tumour seed, every connected component (26-connected) is a tumour.
+
+    Parameters
+    ----------
+    mask : ndarray
+        Every tumour, bool (k, j, i) on ``geometry``'s grid.
+    geometry : VolumeGeometry
+        The grid; its shape (k, j, i) is ``mask.shape``.
+    seeds : list of Seed
+        The markups points; only those labelled ``tumor`` are used.
+
+    Returns
+    -------
+    list of (Seed or None, ndarray)
+        Per tumour seed its seed and component (whole-volume bool mask), in the seeds' order;
+        without tumour seeds, ``(None, component)`` per component. Empty for an empty mask.
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` is not 3D, its shape is not the geometry's, or the spacing is not positive.
+
+    Examples
+    --------
+    >>> g = VolumeGeometry((20, 20, 20), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    >>> mask = np.zeros(g.shape_kji, bool)
+    >>> mask[2:5, 2:5, 2:5] = mask[10:15, 10:15, 10:15] = True
+    >>> [int(part.sum()) for _, part in split_tumors(mask, g, [])]
+    [27, 125]
+    >>> [int(part.sum()) for _, part in split_tumors(mask, g, [Seed("tumor", (16.0, 12.0, 12.0))])]
+    [125]
     """
+    check_volume(mask, geometry, "mask")
     box = _bounding_box(mask)
     if box is None:
         return []
@@ -120,6 +151,43 @@ def axial_diameters(mask: np.ndarray, geometry: VolumeGeometry) -> tuple[float, 
 
 
 def measure_tumor(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, seed: Seed | None) -> TumorMeasurement:
+    """Volume, diameters, sphericity, HU statistics and centroid of one tumour (module docstring).
+
+    Parameters
+    ----------
+    mask : ndarray
+        The tumour, bool (k, j, i), not empty.
+    hu : ndarray
+        The CT in Hounsfield units, of ``mask``'s shape.
+    geometry : VolumeGeometry
+        The grid of both; its shape (k, j, i) is ``mask.shape``.
+    seed : Seed or None
+        The tumour's seed, recorded with the measurements.
+
+    Returns
+    -------
+    TumorMeasurement
+        Volume (mL), voxels, longest axial diameter and short axis, maximum 3D diameter (mm),
+        sphericity, mean and standard deviation of the HU, centroid (LPS mm) and the seed.
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` is not on the geometry's grid, ``hu`` is not of its shape, or ``mask`` is empty.
+
+    Examples
+    --------
+    >>> g = VolumeGeometry((10, 10, 10), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0))
+    >>> mask = np.zeros(g.shape_kji, bool)
+    >>> mask[3:6, 2:8, 2:8] = True  # 6 x 6 mm in-plane, three slices of 2 mm
+    >>> m = measure_tumor(mask, np.where(mask, 30.0, -800.0), g, None)
+    >>> m.voxels, round(m.volume_ml, 3), m.mean_hu, round(m.longest_axial_diameter_mm, 1)
+    (108, 0.216, 30.0, 7.8)
+    """
+    check_volume(mask, geometry, "mask")
+    check_same_shape(hu, mask.shape, "hu")
+    if not np.any(mask):
+        raise ValueError("mask is empty: no tumour to measure")
     spacing_kji = tuple(geometry.spacing[::-1])
     box = _bounding_box(mask)  # every measure below is translation-invariant, except the centroid
     offset = np.array([b.start for b in box])

@@ -26,24 +26,63 @@ below from the Gaussian's derivatives, a few thousand voxels per lobe).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
+from LungTumorReconLib.coordinates import check_index, check_same_shape, check_spacing
 from LungTumorReconLib.tumor.labels import nearest_label
 
 
 def hessian_eigen_at(
-    hu: np.ndarray, point: tuple[int, int, int], radius_mm: float, spacing_kji
+    hu: np.ndarray, point: tuple[int, int, int], radius_mm: float, spacing_kji: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (HU), largest magnitude first, and eigenvectors (columns, (k, j, i) in mm)
-    of the scale-normalised Hessian at ``point`` for a structure of radius ``radius_mm``.
+    """The scale-normalised Hessian's eigenvalues and eigenvectors at one point of the CT.
 
     The Hessian of the CT smoothed by a Gaussian of sigma = radius / sqrt(3) mm, at one point:
     the CT weighted by the Gaussian's second derivatives, (x_a x_b / sigma⁴ - δ_ab / sigma²) G,
     over ±3 sigma (edges repeated), times sigma² (scale normalisation).
+
+    Parameters
+    ----------
+    hu : ndarray
+        The CT (or a region of it) in Hounsfield units, (k, j, i).
+    point : tuple of int
+        The voxel (k, j, i) inside ``hu`` where the Hessian is taken.
+    radius_mm : float
+        The radius of the structure judged there (sets sigma), > 0.
+    spacing_kji : sequence of float
+        The voxel spacing (k, j, i) in mm, positive.
+
+    Returns
+    -------
+    eigenvalues : ndarray
+        (3,) in HU, largest magnitude first.
+    eigenvectors : ndarray
+        (3, 3), the matching unit eigenvectors in its columns, (k, j, i) in mm.
+
+    Raises
+    ------
+    ValueError
+        If ``hu`` is not 3D, ``point`` lies outside it, or the radius or spacing is not positive.
+
+    Examples
+    --------
+    >>> kk, jj, ii = np.indices((21, 21, 21))
+    >>> ball = np.where((kk - 10) ** 2 + (jj - 10) ** 2 + (ii - 10) ** 2 <= 16, 40.0, -850.0)
+    >>> values, vectors = hessian_eigen_at(ball, (10, 10, 10), 4.0, (1.0, 1.0, 1.0))
+    >>> bool((values < 0).all()), vectors.shape  # a bright blob curves down along every axis
+    (True, (3, 3))
     """
+    if np.ndim(hu) != 3:
+        raise ValueError(f"hu must be a 3D (k, j, i) array, got {np.ndim(hu)} dimension(s)")
+    check_index(point, hu.shape, "point")
+    check_spacing(spacing_kji, 3, "spacing_kji")
+    if not radius_mm > 0:
+        raise ValueError(f"radius_mm must be positive, got {radius_mm}")
     sigma = radius_mm / np.sqrt(3.0)
     spacing = np.asarray(spacing_kji, dtype=float)
     half = [int(np.ceil(3 * sigma / s)) for s in spacing]
@@ -99,14 +138,64 @@ def dot_and_line(eigenvalues: np.ndarray) -> tuple[float, float]:
     return dot, line
 
 
+def _check_lobe_arguments(component: np.ndarray, hu: np.ndarray, seed, spacing_kji, h_mm: float,
+                          extent_factor: float) -> None:
+    if np.ndim(component) != 3:
+        raise ValueError(f"component must be a 3D (k, j, i) mask, got {np.ndim(component)} dimension(s)")
+    check_same_shape(hu, component.shape, "hu")
+    check_index(seed, component.shape, "seed")
+    check_spacing(spacing_kji, 3, "spacing_kji")
+    if not h_mm > 0 or not extent_factor > 0:
+        raise ValueError(f"h_mm and extent_factor must be positive, got {h_mm} and {extent_factor}")
+
+
 def tubular_lobes(
-    component: np.ndarray, hu: np.ndarray, seed: tuple[int, int, int], spacing_kji, h_mm: float = 1.0,
-    extent_factor: float = 1.5,
+    component: np.ndarray, hu: np.ndarray, seed: tuple[int, int, int], spacing_kji: Sequence[float],
+    h_mm: float = 1.0, extent_factor: float = 1.5,
 ) -> np.ndarray:
-    """The voxels of ``component`` in lobes (other than the one holding ``seed``, and no
-    thicker than it) whose centre is tubular (line > dot) and which run on, along the tube's axis, at least
-    ``extent_factor`` times their radius on both sides of it; ``component`` and ``hu`` share
-    one grid, ``h_mm`` is how much deeper than its saddle a lobe's centre must be to count."""
+    """The voxels of ``component`` in lobes that are vessel segments (the module's docstring).
+
+    A lobe counts when it is not the one holding ``seed``, is no thicker than it, is tubular at
+    its centre (line > dot) and runs on, along the tube's axis, at least ``extent_factor``
+    times its radius on both sides of its centre.
+
+    Parameters
+    ----------
+    component : ndarray
+        The grown tumour component, bool (k, j, i).
+    hu : ndarray
+        The CT in Hounsfield units on the same grid as ``component``.
+    seed : tuple of int
+        The seed voxel (k, j, i) inside the grid; its lobe (or the nearest) is the tumour's.
+    spacing_kji : sequence of float
+        The voxel spacing (k, j, i) in mm, positive.
+    h_mm : float, optional
+        How much deeper than its saddle a lobe's centre must be to count, > 0.
+    extent_factor : float, optional
+        How far, in lobe radii, a vessel runs on along its axis both ways, > 0.
+
+    Returns
+    -------
+    ndarray
+        Bool (k, j, i): the voxels of the tubular lobes (none when the component has one lobe).
+
+    Raises
+    ------
+    ValueError
+        If ``component`` is not 3D, ``hu`` not of its shape, the seed outside the grid, the
+        spacing not positive, or ``h_mm`` or ``extent_factor`` not positive.
+
+    Examples
+    --------
+    >>> kk, jj, ii = np.indices((40, 30, 30))
+    >>> nodule = (kk - 20) ** 2 + (jj - 15) ** 2 + (ii - 10) ** 2 <= 36  # radius 6 voxels
+    >>> vessel = (jj - 15) ** 2 + (ii - 19) ** 2 <= 9  # radius 3, along k, touching the nodule
+    >>> component = nodule | vessel
+    >>> found = tubular_lobes(component, np.where(component, 40.0, -850.0), (20, 15, 10), (1.0, 1.0, 1.0))
+    >>> bool(found[5, 15, 19]), bool(found[20, 15, 10])  # the vessel away from the nodule; the nodule
+    (True, False)
+    """
+    _check_lobe_arguments(component, hu, seed, spacing_kji, h_mm, extent_factor)
     spacing = np.asarray(spacing_kji, dtype=float)
     depth = ndi.distance_transform_edt(component, sampling=spacing)
     markers, n = ndi.label(h_maxima(depth, h_mm) & component)

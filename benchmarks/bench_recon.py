@@ -58,7 +58,9 @@ def methods() -> dict:
     from LungTumorReconLib.networks.registry import load_model, registry
     from LungTumorReconLib.surface.gan import gan_surface
 
-    for name in registry():
+    for name, entry in registry().items():
+        if entry.get("architecture") != "slice-lstm-gan":
+            continue  # the registry also holds the deep tumour segmenters
         model = load_model(name)
         label = "gan" if name == "slice-lstm-gan" else "gan " + name.removeprefix("slice-lstm-gan-")
         out[label] = lambda mask, geometry, ct=None, model=model: gan_surface(mask, geometry, ct, model=model)

@@ -17,9 +17,8 @@ import traceback
 from pathlib import Path
 
 from LungTumorReconLib import __version__
-
-from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.errors import LungTumorReconError, UnavailableError
+from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.pipeline.events import ProgressEvent, Step
 from LungTumorReconLib.pipeline.options import PipelineOptions
 from LungTumorReconLib.resources import resource_path
@@ -240,8 +239,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_app(args: argparse.Namespace) -> int:
     """Read the CT (and seeds) first, so that bad input is refused before a server starts."""
-    from LungTumorReconLib.io.ct import read_ct
     from LungTumorReconLib.errors import InputError
+    from LungTumorReconLib.io.ct import read_ct
     from LungTumorReconLib.io.seeds import check_seeds_in_volume, read_seeds
 
     if not 0 < args.port < 65536:
@@ -267,9 +266,9 @@ def cmd_app(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from LungTumorReconLib.io.ct import read_label_on_grid
     from LungTumorReconLib.errors import InputError
     from LungTumorReconLib.evaluation import compare_masks
+    from LungTumorReconLib.io.ct import read_label_on_grid
     from LungTumorReconLib.io.segmentation import read_segments
 
     segments, geometry = read_segments(args.pred)

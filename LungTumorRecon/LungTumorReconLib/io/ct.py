@@ -7,7 +7,6 @@ the series and to check slice geometry before any pixel is decoded.
 from __future__ import annotations
 
 import os
-
 import warnings as _warnings
 from collections import defaultdict
 from dataclasses import dataclass, field

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 from LungTumorReconLib.errors import InputError
-from LungTumorReconLib.pipeline.events import Progress, ProgressEvent, Step, ignore_progress
-from LungTumorReconLib.pipeline.run import PipelineResult
 from LungTumorReconLib.io.report import build_report
 from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR
+from LungTumorReconLib.pipeline.events import Progress, ProgressEvent, Step, ignore_progress
+from LungTumorReconLib.pipeline.run import PipelineResult
 
 SEGMENTATION_FILE = "segmentation.seg.nrrd"
 MODEL_FILE = "tumor.vtk"

@@ -31,8 +31,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from LungTumorReconLib.coordinates import VolumeGeometry, check_same_shape, check_volume
-from LungTumorReconLib.lungs.air import block_expand, block_reduce, bounding_box
 from LungTumorReconLib.io.seeds import RIGHT_LUNG
+from LungTumorReconLib.lungs.air import block_expand, block_reduce, bounding_box
 
 
 @dataclass(frozen=True)

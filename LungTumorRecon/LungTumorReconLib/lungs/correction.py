@@ -17,9 +17,9 @@ import numpy as np
 
 from LungTumorReconLib.coordinates import VolumeGeometry, check_volume, ras_to_lps
 from LungTumorReconLib.errors import InputError
-from LungTumorReconLib.lungs.snake import LUNGS, SnakeLungParameters, fill_polygon, repropagate_lung
 from LungTumorReconLib.io.seeds import normalise_label
 from LungTumorReconLib.io.segmentation import read_segments
+from LungTumorReconLib.lungs.snake import LUNGS, SnakeLungParameters, fill_polygon, repropagate_lung
 
 
 @dataclass

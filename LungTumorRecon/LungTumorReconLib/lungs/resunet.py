@@ -18,8 +18,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from LungTumorReconLib.coordinates import VolumeGeometry, check_volume
-from LungTumorReconLib.tumor.deep import predict_channels
 from LungTumorReconLib.lungs.air import name_by_side
+from LungTumorReconLib.tumor.deep import predict_channels
 
 if TYPE_CHECKING:
     import torch

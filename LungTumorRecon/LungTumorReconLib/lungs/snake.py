@@ -34,6 +34,7 @@ from skimage.segmentation import watershed
 
 from LungTumorReconLib.coordinates import VolumeGeometry, check_same_shape, check_volume
 from LungTumorReconLib.errors import InputError
+from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, Seed
 from LungTumorReconLib.lungs.air import (
     IN_PLANE_2X,
     LungAirParameters,
@@ -48,7 +49,6 @@ from LungTumorReconLib.lungs.air import (
     split_in_two,
 )
 from LungTumorReconLib.lungs.border import bridge_pleural_indentations
-from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, Seed
 from LungTumorReconLib.lungs.snake_viterbi import SnakeParameters, slice_energy, viterbi_snake
 
 LUNGS = (RIGHT_LUNG, LEFT_LUNG)

@@ -15,7 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from LungTumorReconLib.coordinates import VolumeGeometry, check_volume
-from LungTumorReconLib.lungs.air import LungAirParameters, close_and_fill, largest_components, lung_air, name_by_side, split_in_two
+from LungTumorReconLib.lungs.air import (
+    LungAirParameters,
+    close_and_fill,
+    largest_components,
+    lung_air,
+    name_by_side,
+    split_in_two,
+)
 from LungTumorReconLib.lungs.border import bridge_pleural_indentations
 
 ThresholdLungParameters = LungAirParameters

@@ -21,8 +21,9 @@ from vtkmodules.util.vtkConstants import VTK_ID_TYPE, VTK_INT, VTK_LONG, VTK_LON
 
 from LungTumorReconLib.coordinates import VolumeGeometry, lps_to_ras, ras_to_lps
 from LungTumorReconLib.errors import InputError
-from LungTumorReconLib.mrml.application import register_module_logics, set_up_headless, slicer_module as _slicer
 from LungTumorReconLib.io.seeds import Seed
+from LungTumorReconLib.mrml.application import register_module_logics, set_up_headless
+from LungTumorReconLib.mrml.application import slicer_module as _slicer
 from LungTumorReconLib.mrml.roles import LUNG_WINDOW, MODEL_COLOR, OTHER_SEGMENT_COLOR, SEGMENT_COLORS
 
 _FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # LPS <-> RAS as a 4×4 matrix

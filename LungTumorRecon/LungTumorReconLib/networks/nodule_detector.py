@@ -34,8 +34,13 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign, generalized_box_iou_loss
 
-from LungTumorReconLib.networks.checks import (check_fraction, check_hu_window, check_positive, check_positive_int,
-                                               check_positive_ints)
+from LungTumorReconLib.networks.checks import (
+    check_fraction,
+    check_hu_window,
+    check_positive,
+    check_positive_int,
+    check_positive_ints,
+)
 
 
 @dataclass(frozen=True)

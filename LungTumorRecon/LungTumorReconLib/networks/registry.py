@@ -15,6 +15,7 @@ from pathlib import Path
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.resources import resource_path
 
+
 def registry() -> dict[str, dict]:
     path = resource_path("Models", "registry.json")
     return json.loads(path.read_text()) if path.is_file() else {}

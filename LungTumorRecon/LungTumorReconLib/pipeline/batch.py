@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from LungTumorReconLib.io.ct import IMAGE_SUFFIXES, is_image_file
 from LungTumorReconLib.errors import InputError
+from LungTumorReconLib.io.ct import IMAGE_SUFFIXES, is_image_file
 from LungTumorReconLib.io.output_folder import REPORT_FILE
 
 SUMMARY_FILE = "summary.csv"

@@ -20,8 +20,8 @@ import resource
 from dataclasses import dataclass
 from pathlib import Path
 
-from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.errors import InsufficientMemoryError
+from LungTumorReconLib.pipeline import methods
 
 GB = 1024**3
 _NO_LIMIT = 2.0**60  # cgroup v1 writes "no limit" as the largest page-aligned int64

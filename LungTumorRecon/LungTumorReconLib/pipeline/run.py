@@ -13,19 +13,25 @@ from pathlib import Path
 
 import numpy as np
 
-from LungTumorReconLib.pipeline import methods
-from LungTumorReconLib.io.ct import CTVolume, read_ct, read_label_on_grid
 from LungTumorReconLib.errors import InputError, UnavailableError
+from LungTumorReconLib.io.ct import CTVolume, read_ct, read_label_on_grid
+from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed, check_seeds_in_volume, read_seeds
+from LungTumorReconLib.io.segmentation import read_segments
 from LungTumorReconLib.lungs.correction import LungCorrection, apply_lung_correction, read_lung_correction
 from LungTumorReconLib.lungs.snake import SnakeLungParameters, segment_lungs_snake
 from LungTumorReconLib.lungs.threshold import ThresholdLungParameters, segment_lungs_threshold
-from LungTumorReconLib.tumor.measurements import TumorMeasurement, measure_tumor, split_tumors
+from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.pipeline.events import Progress, ProgressEvent, Step, ignore_progress
 from LungTumorReconLib.pipeline.memory import check_memory
 from LungTumorReconLib.pipeline.options import PipelineOptions, resolved_tumor
-from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed, check_seeds_in_volume, read_seeds
-from LungTumorReconLib.io.segmentation import read_segments
-from LungTumorReconLib.tumor.clustering import TumorClusterParameters, lung_cavity, segment_tumor_at_seed, tumor_candidates
+from LungTumorReconLib.tumor.clustering import (
+    TumorClusterParameters,
+    lung_cavity,
+    segment_tumor_at_seed,
+    tumor_candidates,
+)
+from LungTumorReconLib.tumor.measurements import TumorMeasurement, measure_tumor, split_tumors
+
 
 @dataclass
 class PipelineResult:
@@ -355,8 +361,8 @@ def _deep_tumours(ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray],
 
     ``--tumor resunet`` without a seed is seed paper 003's second stage: its region is the
     organ stage's lungs (``--lungs resunet``'s, or computed here when another lung method ran)."""
-    from LungTumorReconLib.tumor.deep import SEED_BOX_MM, segment_tumor_deep, segment_tumor_in_regions
     from LungTumorReconLib.networks.registry import load_model, registry
+    from LungTumorReconLib.tumor.deep import SEED_BOX_MM, segment_tumor_deep, segment_tumor_in_regions
 
     name = methods.DEEP_TUMOR_MODELS[options.tumor]
     model = load_model(name, device=device, weights=options.weights)

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from LungTumorReconLib.coordinates import VolumeGeometry, check_same_shape
-from LungTumorReconLib.surface.shape_interpolation import interpolation_marching_cubes_surface
 from LungTumorReconLib.surface.marching_cubes import (
     FAIRING_ITERATIONS,
     FAIRING_PASS_BAND,
@@ -20,6 +19,7 @@ from LungTumorReconLib.surface.marching_cubes import (
     marching_cubes_fairing_surface,
     marching_cubes_surface,
 )
+from LungTumorReconLib.surface.shape_interpolation import interpolation_marching_cubes_surface
 
 if TYPE_CHECKING:
     from vtkmodules.vtkCommonDataModel import vtkPolyData

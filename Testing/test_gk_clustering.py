@@ -85,10 +85,13 @@ def test_kmeans_and_fcm_share_the_interface():
 def test_gk_is_no_slower_than_scikit_fuzzy_fcm_for_the_same_iterations():
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(100_000, 3))
-    t = time.perf_counter()
-    gustafson_kessel(Z, 2, tol=0.0, max_iter=20)
-    gk_time = time.perf_counter() - t
-    t = time.perf_counter()
-    fuzzy_c_means(Z, 2, tol=0.0, max_iter=20)
-    fcm_time = time.perf_counter() - t
-    assert gk_time <= 1.5 * fcm_time, (gk_time, fcm_time)  # a margin for timing noise; make bench has the ratio
+    gk_times, fcm_times = [], []
+    for _ in range(3):  # interleaved, best of three (as timeit does): another job on the cores slows single runs
+        t = time.perf_counter()
+        gustafson_kessel(Z, 2, tol=0.0, max_iter=20)
+        gk_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        fuzzy_c_means(Z, 2, tol=0.0, max_iter=20)
+        fcm_times.append(time.perf_counter() - t)
+    gk_time, fcm_time = min(gk_times), min(fcm_times)
+    assert gk_time <= 1.5 * fcm_time, (gk_times, fcm_times)  # a margin for timing noise; make bench has the ratio

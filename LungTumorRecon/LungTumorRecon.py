@@ -231,7 +231,7 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._stage.busy:
             return
         p = self._parameterNode
-        title = methods.STAGE_TITLES[stage]
+        title = methods.stage_title(stage)
         options = self._options()
         try:
             deep = methods.needs_torch(stage, options.lungs, options.tumor, options.recon,

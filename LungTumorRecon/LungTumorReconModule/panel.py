@@ -13,11 +13,7 @@ import vtk
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.mrml.roles import HETEROGENEITY_OPACITY, ROLE_ATTRIBUTE, Role
 from LungTumorReconLib.mrml.scene import Scene
-from LungTumorReconLib.pipeline.methods import STAGE_TITLES
-
-
-def stage_title(stage) -> str:
-    return STAGE_TITLES[getattr(stage, "value", stage)]
+from LungTumorReconLib.pipeline.methods import stage_title
 
 
 class LabelledSeedPlacer:

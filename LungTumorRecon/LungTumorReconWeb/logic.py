@@ -20,7 +20,8 @@ from LungTumorReconLib.io.seeds import TUMOR, Seed
 from LungTumorReconLib.mrml.presenter import ResultPresenter
 from LungTumorReconLib.mrml.roles import Role
 from LungTumorReconLib.mrml.scene import Scene
-from LungTumorReconLib.pipeline.session import Candidate, Outcome, StageRunner, StageSession, stage_title
+from LungTumorReconLib.pipeline.methods import stage_title
+from LungTumorReconLib.pipeline.session import Candidate, Outcome, StageRunner, StageSession
 from LungTumorReconWeb.state import CONTROL_LABELS, PanelState, options_from_state
 
 POLL_S = 0.25

@@ -17,8 +17,7 @@ NAMESPACE = "ltr"
 
 def method_items(stage: str) -> list[dict]:
     """A select box's items: each method's label shown, its id chosen."""
-    choices = {"lungs": methods.LUNG_METHODS, "tumor": methods.TUMOR_METHODS, "recon": methods.RECON_METHODS,
-               "device": methods.DEVICES}[stage]
+    choices = methods.METHOD_CHOICES[stage]
     return [{"title": methods.method_label(stage, m), "value": m} for m in choices]
 
 

@@ -133,13 +133,10 @@ class ResultPresenter:
         if result.heterogeneity is not None or replaces_tumor:
             self.remove(Role.HETEROGENEITY, volume_node)
         self.remove(Role.VOLUMES_TABLE, volume_node)
-        tumors = result.tumors
-        if replaces_tumor or result.tumors:
+        if replaces_tumor or result.tumors:  # a lung stage brings no tumours and keeps the tumour's table
             self.remove(Role.TUMORS_TABLE, volume_node)
-        else:
-            tumors = []  # a lung stage keeps the tumour's table as it was
         nodes = ResultNodes(volume=volume_node, segmentation=node, result=result)
-        self._add_measurements(nodes, self.scene.segment_masks(node, g), tumors, g, result.surface_lps,
+        self._add_measurements(nodes, self.scene.segment_masks(node, g), result.tumors, g, result.surface_lps,
                                result.heterogeneity)
         for role, name in ((Role.TUMOR_MODEL, "model"), (Role.HETEROGENEITY, "heterogeneity"),
                            (Role.TUMORS_TABLE, "tumors_table")):

@@ -181,8 +181,9 @@ class PipelineJob:
             raise RuntimeError("the job is still running")
         if self.cancelled:
             raise LungTumorReconError("cancelled")
-        if self.failure is not None:
-            raise self.failure
+        failure = self.failure  # read once: it waits for the child and reads its error file
+        if failure is not None:
+            raise failure
         return read_result(self.folder, self.inputs.ct)
 
     def cleanup(self) -> None:

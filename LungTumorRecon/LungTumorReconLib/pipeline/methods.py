@@ -43,8 +43,14 @@ METHOD_LABELS = {
               "interp-mc": "Interpolation + marching cubes", "none": "None"},
     "device": {"auto": "Auto", "cpu": "CPU", "cuda": "CUDA GPU"},
 }
+METHOD_CHOICES = {"lungs": LUNG_METHODS, "tumor": TUMOR_METHODS, "recon": RECON_METHODS, "device": DEVICES}
 STAGE_TITLES = {"all": "Run all", "lungs": "Lungs", "tumor": "Tumour", "recon": "3D reconstruction",
                 "repropagate": "Re-propagation"}
+
+
+def stage_title(stage) -> str:
+    """A panel's title for a stage (a ``Stage`` or its id)."""
+    return STAGE_TITLES[getattr(stage, "value", stage)]
 
 
 def method_label(stage: str, method: str) -> str:
@@ -56,7 +62,7 @@ _NOT_YET: dict[tuple[str, str], str] = {}  # (stage, method) -> the issue that w
 
 
 def check_available(stage: str, method: str) -> None:
-    choices = {"lungs": LUNG_METHODS, "tumor": TUMOR_METHODS, "recon": RECON_METHODS}[stage]
+    choices = METHOD_CHOICES[stage]
     if method not in choices:
         raise UnavailableError(f"unknown method {method!r}; choose one of: {', '.join(choices)}", option=stage)
     if (stage, method) in _NOT_YET:

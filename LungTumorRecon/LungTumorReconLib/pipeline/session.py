@@ -111,10 +111,6 @@ class StageRunner(Protocol):
     def cleanup(self) -> None: ...
 
 
-def stage_title(stage: Stage | str) -> str:
-    return methods.STAGE_TITLES[as_stage(stage).value]
-
-
 def correction_from_segments(segments: dict[str, np.ndarray], lung: str | None, k: int | None) -> LungCorrection:
     """The user's contour of ``lung`` on axial slice ``k``, to re-propagate from."""
     mask = segments.get(lung or "")
@@ -199,13 +195,14 @@ class StageSession:
             raise RuntimeError("no stage was started")
         if job.running:
             raise RuntimeError("the stage is still running")
-        title = stage_title(stage)
+        title = methods.stage_title(stage)
         try:
             job.poll()
             if job.cancelled:
                 return StageOutcome(stage, Outcome.CANCELLED, f"{title}: cancelled; the scene is unchanged")
-            if job.failure is not None:
-                return StageOutcome(stage, Outcome.FAILED, f"{title}: failed", error=job.failure)
+            failure = job.failure
+            if failure is not None:
+                return StageOutcome(stage, Outcome.FAILED, f"{title}: failed", error=failure)
             result = job.result()
             finds_tumor = stage in (Stage.ALL, Stage.TUMOR)
             update = SceneUpdate(result=result, replaced_segments=list(self._replaced),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from LungTumorReconLib.coordinates import VolumeGeometry
 from scipy import ndimage as ndi
+
+from LungTumorReconLib.coordinates import VolumeGeometry
 
 from .synthetic_parameters import (
     _BIG,
@@ -55,7 +56,8 @@ from .synthetic_tumors import _make_tumor
 class _Anatomy:
     """All analytic structures of one case (fixed thorax, seeded vessels and tumours)."""
 
-    def __init__(self, seed: int, lungs_touch: bool, tumor_kinds: tuple[str, ...]):
+    def __init__(self, seed: int, lungs_touch: bool, tumor_kinds: tuple[str, ...],
+                 tumor_radii: tuple[float | None, ...] | None = None):
         self.lungs_touch = lungs_touch
         self._build_mediastinum()
         self._build_bones()
@@ -65,7 +67,7 @@ class _Anatomy:
         self.texture = _ValueNoise(texture_rng, ANATOMY_BOX[0], ANATOMY_BOX[1], TEXTURE_STEP_MM)
         self.depth = _DepthLattice(self)
         self._grow_vessels(vessel_rng)
-        self.tumors = self._place_tumors(tumor_rng, tumor_kinds)
+        self.tumors = self._place_tumors(tumor_rng, tumor_kinds, tumor_radii or (None,) * len(tumor_kinds))
 
     # ---- outlines ------------------------------------------------------------------
     @staticmethod
@@ -325,15 +327,16 @@ class _Anatomy:
         self.lung_airway_lumens = _ShapeList(lumens)
 
     # ---- tumours -----------------------------------------------------------------------
-    def _place_tumors(self, rng: np.random.Generator, kinds: tuple[str, ...]) -> list[_Tumor]:
+    def _place_tumors(self, rng: np.random.Generator, kinds: tuple[str, ...],
+                      radii: tuple[float | None, ...]) -> list[_Tumor]:
         tumors: list[_Tumor] = []
         first_side = int(rng.integers(2))
-        for n, kind in enumerate(kinds):
+        for n, (kind, radius) in enumerate(zip(kinds, radii)):
             side = ("right lung", "left lung")[(n + first_side) % 2]
-            tumor = _make_tumor(rng, kind, side, self, tumors)
+            tumor = _make_tumor(rng, kind, side, self, tumors, radius)
             if tumor is None:  # no room in that lung: try the other one
                 other = "left lung" if side == "right lung" else "right lung"
-                tumor = _make_tumor(rng, kind, other, self, tumors)
+                tumor = _make_tumor(rng, kind, other, self, tumors, radius)
             if tumor is None:
                 raise RuntimeError(f"could not place a {kind} tumour")
             tumors.append(tumor)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 TUMOR_KINDS = ("solid", "part-solid", "ground-glass", "spiculated", "juxta-pleural", "juxta-vascular")
-MASS_KINDS = ("pleural-mass",)  # placed as juxta-pleural tumours, 15-30 mm in radius
+# pleural-mass: against the lateral chest wall, 15-30 mm in radius. attached-mass: against any
+# pleural surface (chest wall, mediastinum, diaphragm), 10-50 mm, often with dense lung beside
+# it (atelectasis or consolidation), which is not tumour: the hard part of real masses.
+MASS_KINDS = ("pleural-mass", "attached-mass")
 
 # ---------------------------------------------------------------------------------------
 # Tissue values, HU of a non-contrast chest CT.
@@ -42,10 +45,22 @@ TUMOR_SOLID_TEXTURE_HU = 12.0
 HU_TUMOR_GGO_HALO = -450.0
 HU_TUMOR_GGO = -560.0
 TUMOR_GGO_TEXTURE_HU = 50.0
+# Dense lung beside a mass: collapsed (atelectasis, 0-40 HU) or filled (consolidation, down to -150 HU).
+HU_DENSE_LUNG = (-150.0, 40.0)
+DENSE_LUNG_TEXTURE_HU = 25.0
+DENSE_LUNG_SHARE = 0.6  # of attached masses
 
 # Noise grain: in-plane Gaussian correlation of the noise (real CT noise is correlated over
 # about a millimetre: neighbouring 0.6-0.7 mm pixels correlate at 0.7-0.85).
 NOISE_GRAIN_MM = 0.7
+# Reconstruction kernels: noise grain (mm), point-spread (mm) and noise standard deviation
+# (HU, a range to draw from). Sharp lung kernels give fine, strong noise and crisp edges;
+# smooth soft-tissue kernels give coarse, weak noise and soft edges.
+KERNELS = {
+    "smooth": dict(grain_mm=1.0, blur_mm=1.2, noise_hu=(8.0, 20.0)),
+    "standard": dict(grain_mm=NOISE_GRAIN_MM, blur_mm=1.0, noise_hu=(15.0, 35.0)),
+    "sharp": dict(grain_mm=0.35, blur_mm=0.55, noise_hu=(40.0, 90.0)),
+}
 HU_CLIP = (-1024.0, 3071.0)
 
 # Where the field of view is centred (LPS mm): the middle of the thorax.

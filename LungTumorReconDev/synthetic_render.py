@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-from LungTumorReconLib.coordinates import VolumeGeometry
 from scipy import ndimage as ndi
+
+from LungTumorReconLib.coordinates import VolumeGeometry
 
 from .synthetic_parameters import (
     ANTERIOR_JUNCTION,
@@ -237,9 +238,10 @@ class _Renderer:
 
     LABELS = ("right lung", "left lung", "tumor", "airways", "body", "ribs", "aorta")
 
-    def __init__(self, anatomy: _Anatomy, geometry: VolumeGeometry, seed: int, noise_hu: float, blur_mm: float):
+    def __init__(self, anatomy: _Anatomy, geometry: VolumeGeometry, seed: int, noise_hu: float, blur_mm: float,
+                 noise_grain_mm: float = NOISE_GRAIN_MM):
         self.anatomy, self.geometry = anatomy, geometry
-        self.seed, self.noise_hu, self.blur_mm = seed, noise_hu, blur_mm
+        self.seed, self.noise_hu, self.blur_mm, self.noise_grain_mm = seed, noise_hu, blur_mm, noise_grain_mm
         self.spacing = np.asarray(geometry.spacing, float)
 
     def render(self) -> tuple[np.ndarray, dict[str, np.ndarray], list[int]]:
@@ -273,7 +275,7 @@ class _Renderer:
         """Correlated Gaussian noise of standard deviation noise_hu, one random stream per slice
         (so the result does not depend on the slab size)."""
         ni, nj, _ = self.geometry.size
-        grain = NOISE_GRAIN_MM / self.spacing[[1, 0]]  # (j, i) voxels
+        grain = self.noise_grain_mm / self.spacing[[1, 0]]  # (j, i) voxels
         gain = 1.0
         for s in grain:  # std of filtered white noise: sqrt of the sum of the squared kernel
             impulse = np.zeros(63, dtype=np.float64)
@@ -395,7 +397,7 @@ class _Renderer:
         # count once over the union of all layers
         everything = tumor.shapes
         c.paint(everything, None, label="tumor", clip=a.lung_field, count=count)
-        for shapes, hu, mode, texture_hu in tumor.layers:
+        for shapes, hu, mode, texture_hu in tumor.surroundings + tumor.layers:
             def value(xs, ys, zs, hu=hu, texture_hu=texture_hu):
                 # texture from another part of the lattice than the lung's own (mirrored x)
                 tex = a.texture(-xs[::-1], ys, zs)[:, :, ::-1]

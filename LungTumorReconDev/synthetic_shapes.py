@@ -198,6 +198,8 @@ class _Tumor:
         # layers painted in order: (shapes, HU, blend, texture amplitude); the truth is the
         # union of all shapes of all layers, clipped to the lung
         self.layers: list[tuple[list, float, str, float]] = []
+        # painted before the layers and not part of the truth (dense lung beside a mass)
+        self.surroundings: list[tuple[list, float, str, float]] = []
 
     @property
     def shapes(self) -> list:

@@ -12,7 +12,8 @@ onto any axis-aligned voxel grid, together with truth masks computed from the sa
   vessel trees that branch from the hila and the left atrium to fill the lungs (radii by
   Murray's law), and lobar/segmental bronchi beside the arteries;
 * tumours of six kinds (:data:`TUMOR_KINDS`) placed at random inside the lungs, and large
-  masses against the chest wall (:data:`MASS_KINDS`: 30-60 mm across, indenting the lung).
+  masses (:data:`MASS_KINDS`): against the chest wall (30-60 mm across) or against any pleural
+  surface (20-100 mm, often with atelectasis or consolidation beside them, which is not tumour).
 
 Coordinates are LPS (+x patient left, +y posterior, +z superior); the grid has the identity
 direction, so array axes (k, j, i) run along (z, y, x). The anatomy depends neither on the
@@ -37,11 +38,18 @@ import numpy as np
 from LungTumorReconLib.coordinates import VolumeGeometry
 
 from .synthetic_anatomy import _Anatomy
-from .synthetic_parameters import CARINA_LPS, FOV_CENTRE_LPS, MASS_KINDS, TUMOR_KINDS  # noqa: F401  (public)
+from .synthetic_parameters import (  # noqa: F401  (public)
+    CARINA_LPS,
+    FOV_CENTRE_LPS,
+    KERNELS,
+    MASS_KINDS,
+    NOISE_GRAIN_MM,
+    TUMOR_KINDS,
+)
 from .synthetic_render import _Renderer
 from .synthetic_tumors import FREE_TUMOR_KINDS, tumor_shape  # noqa: F401  (public)
 
-__all__ = ["CARINA_LPS", "MASS_KINDS", "TUMOR_KINDS", "ThoraxCase", "make_thorax"]
+__all__ = ["CARINA_LPS", "KERNELS", "MASS_KINDS", "TUMOR_KINDS", "ThoraxCase", "make_thorax"]
 
 
 @dataclass
@@ -80,6 +88,8 @@ def make_thorax(
     noise_hu: float = 20.0,
     blur_mm: float = 1.0,
     lungs_touch: bool = False,
+    tumor_radii: Sequence[float | None] | None = None,
+    noise_grain_mm: float = NOISE_GRAIN_MM,
 ) -> ThoraxCase:
     """Render the synthetic thorax on a grid of ``size`` (ni, nj, nk) voxels of ``spacing`` mm.
 
@@ -87,8 +97,10 @@ def make_thorax(
     (and more body above and below). ``tumors`` lists tumour kinds from :data:`TUMOR_KINDS`
     (repeats allowed); they alternate between the lungs. ``blur_mm`` is the standard
     deviation of the Gaussian point-spread in mm, ``noise_hu`` the standard deviation of the
-    noise. With ``lungs_touch`` the lungs meet at an anterior junction line (their masks stay
-    disjoint but touch). Deterministic for a given ``seed``.
+    noise and ``noise_grain_mm`` its in-plane correlation (a reconstruction kernel's texture,
+    :data:`KERNELS`). ``tumor_radii`` gives each tumour's nominal radius in mm (None: drawn
+    from its kind's range). With ``lungs_touch`` the lungs meet at an anterior junction line
+    (their masks stay disjoint but touch). Deterministic for a given ``seed``.
     """
     size = tuple(int(n) for n in size)
     spacing = tuple(float(s) for s in spacing)
@@ -99,16 +111,20 @@ def make_thorax(
     unknown = [k for k in tumors if k not in TUMOR_KINDS + MASS_KINDS]
     if unknown:
         raise ValueError(f"unknown tumour kind(s) {unknown}; use {TUMOR_KINDS + MASS_KINDS}")
-    if noise_hu < 0 or blur_mm < 0:
-        raise ValueError("noise_hu and blur_mm must be >= 0")
+    if noise_hu < 0 or blur_mm < 0 or noise_grain_mm <= 0:
+        raise ValueError("noise_hu and blur_mm must be >= 0, noise_grain_mm > 0")
+    radii = tuple(tumor_radii) if tumor_radii is not None else (None,) * len(tumors)
+    if len(radii) != len(tumors) or any(r is not None and not 1.0 <= r <= 60.0 for r in radii):
+        raise ValueError("tumor_radii must give one radius (1-60 mm) or None per tumour")
 
     if int(seed) < 0:
         raise ValueError("seed must be >= 0")
 
     origin = tuple(c - 0.5 * (n - 1) * s for c, n, s in zip(FOV_CENTRE_LPS, size, spacing))
     geometry = VolumeGeometry(size=size, spacing=spacing, origin=origin)
-    anatomy = _Anatomy(int(seed), lungs_touch=lungs_touch, tumor_kinds=tuple(tumors))
-    renderer = _Renderer(anatomy, geometry, seed=int(seed), noise_hu=float(noise_hu), blur_mm=float(blur_mm))
+    anatomy = _Anatomy(int(seed), lungs_touch=lungs_touch, tumor_kinds=tuple(tumors), tumor_radii=radii)
+    renderer = _Renderer(anatomy, geometry, seed=int(seed), noise_hu=float(noise_hu), blur_mm=float(blur_mm),
+                         noise_grain_mm=float(noise_grain_mm))
     ct, labels, tumor_voxels = renderer.render()
 
     tumor_records = []

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .synthetic_parameters import (
+    DENSE_LUNG_SHARE,
+    DENSE_LUNG_TEXTURE_HU,
     DEPTH_LATTICE_MM,
+    HU_DENSE_LUNG,
     HU_TUMOR_GGO,
     HU_TUMOR_GGO_HALO,
     HU_TUMOR_SOLID,
@@ -19,17 +22,24 @@ from .synthetic_shapes import _Capsule, _Lesion, _norm, _perpendicular, _Tumor
 if TYPE_CHECKING:
     from .synthetic_anatomy import _Anatomy
 
-def _make_tumor(rng, kind: str, side: str, anatomy: _Anatomy, others: list[_Tumor]) -> _Tumor | None:
-    """Place one tumour of ``kind`` in the lung ``side``, away from the others."""
+RADIUS_RANGES_MM = {
+    "solid": (8.0, 14.0), "part-solid": (10.0, 16.0), "ground-glass": (8.0, 13.0),
+    "spiculated": (8.0, 12.0), "juxta-pleural": (10.0, 15.0), "juxta-vascular": (7.0, 11.0),
+    "pleural-mass": (15.0, 30.0), "attached-mass": (10.0, 50.0),
+}
+
+
+def _make_tumor(rng, kind: str, side: str, anatomy: _Anatomy, others: list[_Tumor],
+                radius: float | None = None) -> _Tumor | None:
+    """Place one tumour of ``kind`` in the lung ``side``, away from the others; its nominal
+    ``radius`` (mm) is drawn from the kind's range unless given."""
     depth = anatomy.depth
     sign = -1.0 if side == "right lung" else 1.0
-    radius = {
-        "solid": (8.0, 14.0), "part-solid": (10.0, 16.0), "ground-glass": (8.0, 13.0),
-        "spiculated": (8.0, 12.0), "juxta-pleural": (10.0, 15.0), "juxta-vascular": (7.0, 11.0),
-        "pleural-mass": (15.0, 30.0),
-    }[kind]
-    radius = float(rng.uniform(*radius))
+    drawn = float(rng.uniform(*RADIUS_RANGES_MM[kind]))  # drawn either way: the stream stays the same
+    radius = drawn if radius is None else float(radius)
     pts, d = depth.points, depth.values.ravel()
+    if kind == "attached-mass":
+        return _attached_mass(rng, side, anatomy, others, radius)
     free = np.ones(len(pts), bool)
     for t in others:
         free &= np.linalg.norm(pts - t.centre, axis=1) > radius + t.radius * 1.8 + 10.0
@@ -82,6 +92,37 @@ def _make_tumor(rng, kind: str, side: str, anatomy: _Anatomy, others: list[_Tumo
     tumor = _Tumor(kind, side, centre, radius)
     tumor.layers.extend(_free_tumor_layers(rng, kind, centre, radius))
     return tumor
+
+
+def _attached_mass(rng, side: str, anatomy: _Anatomy, others: list[_Tumor], radius: float) -> _Tumor | None:
+    """A mass against any pleural surface (chest wall, mediastinum or diaphragm), its centre
+    half a radius inside the pleura (the part beyond it is cut off: the mass indents the
+    lung), often with dense lung (atelectasis or consolidation) beside it along the wall."""
+    depth = anatomy.depth
+    sign = -1.0 if side == "right lung" else 1.0
+    pts, d = depth.points, depth.values.ravel()
+    free = np.ones(len(pts), bool)
+    for t in others:
+        free &= np.linalg.norm(pts - t.centre, axis=1) > radius + t.radius * 1.8 + 10.0
+    band = np.abs(d - 0.5 * radius) < max(0.5 * DEPTH_LATTICE_MM, 0.1 * radius)
+    cand = np.flatnonzero(band & free & (sign * pts[:, 0] > 10.0) & (pts[:, 2] > -110.0) & (pts[:, 2] < 105.0))
+    rng.shuffle(cand)
+    for n in cand[:300]:
+        p = pts[n]
+        inward = depth.gradient(p)[0]
+        # some lung must remain beyond the mass, or it fills the lung's whole section
+        if depth(p + inward * (radius + 4.0))[0] < min(0.5 * radius, 15.0):
+            continue
+        tumor = _Tumor("attached-mass", side, p, radius)
+        tumor.layers.append(([_Lesion(rng, p, radius, 0.08)], HU_TUMOR_SOLID, "over", TUMOR_SOLID_TEXTURE_HU))
+        if rng.random() < DENSE_LUNG_SHARE:
+            along = _perpendicular(inward, rng.standard_normal(3))  # beside the mass, along the pleura
+            size = radius * rng.uniform(0.4, 0.9)
+            centre = p + along * (radius + 0.5 * size) * rng.uniform(0.7, 1.0) - inward * 0.3 * size
+            tumor.surroundings.append(([_Lesion(rng, centre, size, 0.15)], float(rng.uniform(*HU_DENSE_LUNG)), "over",
+                                       DENSE_LUNG_TEXTURE_HU))
+        return tumor
+    return None
 
 
 def _free_tumor_layers(rng, kind: str, centre, radius: float) -> list[tuple[list, float, str, float]]:

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
 from LungTumorReconLib.errors import InputError
+from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
 from LungTumorReconLib.lungs.snake import fill_polygon
 
 
@@ -34,6 +34,7 @@ class TumorCase:
     mask: np.ndarray  # (k, j, i) bool tumour
     geometry: VolumeGeometry
     lungs: np.ndarray | None = None  # (k, j, i) bool, when the source has them
+    tumors: list[dict] | None = None  # synthetic: each tumour's kind, centre_lps, radius_mm (make_thorax's records)
 
     @property
     def seed_lps(self) -> tuple[float, float, float]:
@@ -145,14 +146,70 @@ def read_msd_task06(root: str | Path) -> list[TumorCase]:
 # --- the project's synthetic thorax ----------------------------------------------------
 
 def synthetic_tumor_case(seed: int, kinds: tuple[str, ...] = ("solid",), size=(192, 192, 48),
-                         spacing=(1.0, 1.0, 2.5)) -> TumorCase:
-    """A synthetic chest (:func:`synthetic_thorax.make_thorax`) with exact tumour and lung truth."""
+                         spacing=(1.0, 1.0, 2.5), **imaging) -> TumorCase:
+    """A synthetic chest (:func:`synthetic_thorax.make_thorax`, which takes ``imaging``'s
+    keywords) with exact tumour and lung truth."""
     from .synthetic_thorax import make_thorax
 
-    thorax = make_thorax(size=size, spacing=spacing, tumors=kinds, seed=seed)
+    thorax = make_thorax(size=size, spacing=spacing, tumors=kinds, seed=seed, **imaging)
     lungs = thorax.labels["right lung"] | thorax.labels["left lung"]
     return TumorCase(f"synthetic {'+'.join(kinds)} #{seed}", thorax.ct.astype(np.float32), thorax.labels["tumor"],
-                     thorax.geometry, lungs)
+                     thorax.geometry, lungs, thorax.tumors)
+
+
+# Real CT's range: tumours 4-100 mm across (log-uniform), slices 0.6-5 mm, pixels 0.5-1 mm.
+DIAMETER_RANGE_MM = (4.0, 100.0)
+SLICE_THICKNESSES_MM = (0.625, 1.0, 1.25, 2.0, 2.5, 3.0, 5.0)
+PIXEL_RANGE_MM = (0.5, 1.0)
+FIELD_OF_VIEW_MM = (300.0, 220.0)  # in-plane, along the slices
+
+
+def real_like_tumor_plan(rng: np.random.Generator, count: int = 2) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """Kinds and radii (mm) of ``count`` tumours as real CT shows them: diameters log-uniform
+    over :data:`DIAMETER_RANGE_MM`; those over 44 mm are masses against a pleural surface
+    (no lung is deep enough to hold them free), and a quarter of those over 20 mm too."""
+    from .synthetic_thorax import TUMOR_KINDS
+
+    kinds, radii = [], []
+    for _ in range(count):
+        diameter = float(np.exp(rng.uniform(*np.log(DIAMETER_RANGE_MM))))
+        attached = diameter > 44.0 or (diameter > 20.0 and rng.random() < 0.25)
+        kind = "attached-mass" if attached else str(rng.choice(TUMOR_KINDS))
+        if kind == "juxta-pleural" and diameter > 30.0:
+            kind = "attached-mass"
+        kinds.append(kind)
+        radii.append(diameter / 2.0)
+    return tuple(kinds), tuple(radii)
+
+
+def real_like_synthetic_case(seed: int) -> TumorCase:
+    """A synthetic chest drawn to cover real CT (training, validation and the deep segmenters'
+    bench): two tumours from :func:`real_like_tumor_plan`; slice thickness, pixel size and
+    reconstruction kernel (noise texture and edges, :data:`synthetic_thorax.KERNELS`) drawn
+    at random. A tumour that finds no room is shrunk until it does."""
+    from .synthetic_thorax import KERNELS
+
+    rng = np.random.default_rng([seed, 22])
+    kinds, radii = real_like_tumor_plan(rng)
+    pixel = float(rng.uniform(*PIXEL_RANGE_MM))
+    slice_mm = float(rng.choice(SLICE_THICKNESSES_MM))
+    kernel_name = str(rng.choice(sorted(KERNELS)))
+    kernel = KERNELS[kernel_name]
+    n_in_plane = int(FIELD_OF_VIEW_MM[0] / pixel) // 8 * 8
+    n_slices = int(round(FIELD_OF_VIEW_MM[1] / slice_mm))
+    imaging = dict(noise_hu=float(rng.uniform(*kernel["noise_hu"])), blur_mm=kernel["blur_mm"],
+                   noise_grain_mm=kernel["grain_mm"])
+    for _ in range(8):
+        try:
+            case = synthetic_tumor_case(int(seed), kinds, size=(n_in_plane, n_in_plane, n_slices),
+                                        spacing=(pixel, pixel, slice_mm), tumor_radii=radii, **imaging)
+        except RuntimeError:  # no room for a tumour this large here
+            radii = tuple(r * 0.8 for r in radii)
+            continue
+        diameters = "/".join(f"{2 * r:.0f}" for r in radii)
+        case.name = f"synthetic {'+'.join(kinds)} {diameters} mm, {slice_mm:g} mm slices, {kernel_name} #{seed}"
+        return case
+    raise RuntimeError(f"synthetic case {seed}: could not place its tumours")
 
 
 # --- MSD 2D patches (HDF5) -------------------------------------------------------------

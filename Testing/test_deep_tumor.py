@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from LungTumorReconDev.tumor_datasets import read_real_case
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.tumor.deep import normalise_hu, post_process, predict_probability, segment_tumor_deep
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.evaluation import compare_masks
-from LungTumorReconLib.networks.registry import build_network, load_model, load_weights, registry
 from LungTumorReconLib.networks.recurrent_dense_unet import ConvLSTM2d, RecurrentDenseUNet, RecurrentDenseUNetConfig
-from LungTumorReconDev.tumor_datasets import read_real_case
+from LungTumorReconLib.networks.registry import build_network, load_model, load_weights, registry
+from LungTumorReconLib.tumor.deep import normalise_hu, post_process, predict_probability, segment_tumor_deep
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,6 +61,30 @@ def test_sliding_windows_return_the_probability_on_the_ct_grid():
     assert np.abs(prob - expected)[:, 2:-2, 2:-2].max() < 0.05
 
 
+def test_a_model_with_a_slice_spacing_sees_thin_and_thick_ct_on_one_grid():
+    from dataclasses import replace
+
+    from LungTumorReconLib.tumor.deep import model_grid_image, model_grid_label
+
+    config = replace(RecurrentDenseUNetConfig(), slice_mm=2.0)
+    thin, thick = np.zeros((80, 40, 40), np.float32), np.zeros((16, 40, 40), np.float32)  # 50 mm of slices each
+    assert model_grid_image(thin, (0.625, 1.25, 1.25), config).shape[2:] == (25, 40, 40)
+    assert model_grid_image(thick, (3.125, 1.25, 1.25), config).shape[2:] == (25, 40, 40)
+    assert model_grid_image(thick, (3.125, 1.25, 1.25), RecurrentDenseUNetConfig()).shape[2] == 16  # the CT's slices
+    ball = np.zeros((80, 40, 40), bool)
+    ball[30:50, 10:30, 10:30] = True
+    on_grid = model_grid_label(ball, (0.625, 1.25, 1.25), config).sum() * 2.0  # mm of slices x pixels
+    assert abs(on_grid - ball.sum() * 0.625) <= 400 * 2.0  # within one model slice of the 12.5 mm block
+    model = _Intensity()
+    model.config = config
+    k, j, i = np.mgrid[0:40, 0:48, 0:48]
+    hu = (-300 + 600 * np.sin(j / 9.0) * np.cos(i / 11.0) + 0 * k).astype(np.float32)  # constant along the slices
+    prob = predict_probability(model, hu, (0.625, 1.25, 1.25))
+    assert prob.shape == hu.shape  # back on the CT's own slices
+    expected = 1.0 / (1.0 + np.exp(-8.0 * (normalise_hu(hu, (-1000.0, 400.0)) - 0.5)))
+    assert np.abs(prob - expected)[2:-2, 2:-2, 2:-2].max() < 0.05
+
+
 def test_dilation_is_a_disk_of_the_model_radius_in_mm():
     prob = np.zeros((3, 41, 41), np.float32)
     prob[1, 20, 20] = 1.0
@@ -86,7 +110,8 @@ def _train(tmp_path, *extra, processes=1):
     from conftest import run_training
 
     return run_training("train_r3d_dense_unet.py", "--out", tmp_path / "run", "--synthetic", "1", "--real",
-                        "--batch", "1", "--crop", "32", *extra, processes=processes)
+                        "--batch", "1", "--crop", "32", "--validation", "1", "--validate-every", "2", *extra,
+                        processes=processes)
 
 
 def test_training_resumes_and_exports_safetensors(tmp_path):
@@ -96,6 +121,10 @@ def test_training_resumes_and_exports_safetensors(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads((tmp_path / "run" / "training.json").read_text())
     assert info["steps"] == 3 and info["synthetic"] == 1 and info["real"] == []
+    assert info["best_step"] in (0, 2, 3) and 0.0 <= info["validation_dice"] <= 1.0  # the best weights are kept
+    assert info["config"]["threshold"] in (0.3, 0.4, 0.5, 0.6, 0.7) and info["config"]["slice_mm"] == 2.0
+    curve = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in curve if "validation_dice" in r] == [0, 2, 3]  # the learning curve, resumed
     model = build_network("r3d-dense-unet", info["config"])
     load_weights(model, tmp_path / "run" / "model.safetensors")
     with pytest.raises(InputError, match="do not fit"):  # the ablation has another bottleneck

@@ -9,7 +9,6 @@ import torch
 
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.evaluation import dice_2d
-from LungTumorReconLib.networks.registry import build_network, load_model, load_weights, registry
 from LungTumorReconLib.networks.dense_highres3dnet import (
     DenseHighRes3DNet,
     DenseHighRes3DNetConfig,
@@ -17,6 +16,7 @@ from LungTumorReconLib.networks.dense_highres3dnet import (
     depth_to_space,
     space_to_depth,
 )
+from LungTumorReconLib.networks.registry import build_network, load_model, load_weights, registry
 
 SMALL = {"stem": 4, "stage_widths": (4, 4), "groups": 2}
 
@@ -96,7 +96,7 @@ def test_training_runs_dice_then_focal_rounds(tmp_path):
     from conftest import run_training
 
     proc = run_training("train_dense_highres3dnet.py", "--out", tmp_path / "run", "--rounds", "1", "--dice-steps", "2",
-                        "--focal-steps", "1", "--synthetic", "1", "--real", "--batch", "1", "--crop", "32",
+                        "--focal-steps", "1", "--synthetic", "1", "--real", "--batch", "1", "--crop", "32", "--validation", "1",
                         "--cache", tmp_path / "cache", "--version", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads((tmp_path / "run" / "training.json").read_text())
@@ -120,8 +120,8 @@ def test_shipped_models_and_the_ensemble():
 def test_cli_tumor_dense_highres3dnet(tmp_path, data):
     from conftest import run_cli
 
-    from LungTumorReconLib.io.seeds import Seed, seeds_to_markups_json
     from LungTumorReconDev.tumor_datasets import read_real_case
+    from LungTumorReconLib.io.seeds import Seed, seeds_to_markups_json
 
     case = read_real_case("LIDC-IDRI-0001", data)
     seeds = tmp_path / "seeds.mrk.json"

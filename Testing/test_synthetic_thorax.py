@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from LungTumorReconDev.synthetic_thorax import CARINA_LPS, TUMOR_KINDS, make_thorax
+from LungTumorReconDev.synthetic_thorax import CARINA_LPS, KERNELS, TUMOR_KINDS, make_thorax
 
 REQUIRED_LABELS = ("right lung", "left lung", "tumor", "airways", "body")
 
@@ -195,3 +195,40 @@ def test_rejects_bad_arguments():
         make_thorax(tumors=("round",))
     with pytest.raises(ValueError):
         make_thorax(size=(0, 10, 10))
+
+
+def test_attached_masses_take_the_given_size_and_dense_lung_beside_them_is_not_tumour():
+    grid = dict(size=(200, 200, 80), spacing=(1.5, 1.5, 3.0))
+    dense_ml = []
+    for seed in range(4):
+        case = make_thorax(tumors=("attached-mass", "solid"), tumor_radii=(30.0, 3.0), seed=seed, **grid)
+        assert [t["radius_mm"] for t in case.tumors] == [30.0, 3.0]
+        assert 20.0 < case.tumors[0]["volume_ml"] < 4 / 3 * np.pi * 3.5 ** 3  # cut by the pleura it lies against
+        assert case.tumors[1]["volume_ml"] < 0.5
+        tumour = case.labels["tumor"]
+        # the mass touches what is not lung: the chest wall, the mediastinum or the diaphragm
+        assert (ndi.binary_dilation(tumour, iterations=2) & ~lungs(case) & case.labels["body"]).any()
+        near = ndi.distance_transform_edt(~tumour, sampling=case.geometry.spacing[::-1]) < 40.0
+        dense = lungs(case) & ~tumour & near & (case.ct > -250)
+        dense_ml.append(ndi.binary_opening(dense, iterations=2).sum() * case.geometry.voxel_volume_ml)
+    # some masses have atelectasis or consolidation beside them (vessels alone make little)
+    assert max(dense_ml) > 5.0 and min(dense_ml) < 2.0
+
+
+def test_a_sharp_kernel_has_finer_noise_than_a_smooth_one():
+    grid = dict(size=(128, 128, 20), spacing=(0.7, 0.7, 5.0), tumors=(), noise_hu=30.0)
+    correlation = {}
+    for name in ("sharp", "smooth"):
+        case = make_thorax(noise_grain_mm=KERNELS[name]["grain_mm"], blur_mm=0.0, **grid)
+        inner = ndi.binary_erosion(case.labels["body"], iterations=4) & (np.abs(case.ct.astype(float) + 100) < 80)
+        noise = case.ct - ndi.median_filter(case.ct.astype(float), size=(1, 7, 7))
+        a, b = noise[:, :, :-1][inner[:, :, :-1] & inner[:, :, 1:]], noise[:, :, 1:][inner[:, :, :-1] & inner[:, :, 1:]]
+        correlation[name] = float(np.corrcoef(a, b)[0, 1])
+    assert correlation["sharp"] + 0.25 < correlation["smooth"], correlation
+
+
+def test_rejects_bad_radii():
+    with pytest.raises(ValueError, match="tumor_radii"):
+        make_thorax(tumors=("solid",), tumor_radii=(3.0, 4.0))
+    with pytest.raises(ValueError, match="tumor_radii"):
+        make_thorax(tumors=("solid",), tumor_radii=(80.0,))

@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
-from LungTumorReconLib.errors import InputError
 from LungTumorReconDev.tumor_datasets import (
     find_rtstruct,
     read_lidc_case,
@@ -16,8 +14,12 @@ from LungTumorReconDev.tumor_datasets import (
     read_nsclc_radiomics_case,
     read_real_case,
     read_rtstruct_roi,
+    real_like_synthetic_case,
+    real_like_tumor_plan,
     synthetic_tumor_case,
 )
+from LungTumorReconLib.errors import InputError
+from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
 
 
 def _dice(a, b):
@@ -97,3 +99,23 @@ def test_real_cases_by_name(data):
     assert lung1.mask[k, j, i]
     with pytest.raises(InputError, match="unknown real case"):
         read_real_case("lung2", data)
+
+
+def test_the_training_sizes_cover_real_tumours_log_uniformly():
+    rng = np.random.default_rng(0)
+    plans = [real_like_tumor_plan(rng, count=1) for _ in range(3000)]
+    diameters = np.array([2 * radii[0] for _, radii in plans])
+    kinds = [k[0] for k, _ in plans]
+    assert diameters.min() >= 4.0 and diameters.max() <= 100.0
+    assert abs(np.median(diameters) - 20.0) < 2.0  # log-uniform 4-100 mm: median sqrt(4 * 100)
+    assert (diameters < 10).mean() > 0.25 and (diameters > 50).mean() > 0.15
+    big = diameters > 44
+    assert all(k == "attached-mass" for k, b in zip(kinds, big) if b)  # no lung holds them free
+
+
+def test_a_real_like_synthetic_case_has_its_truth_and_a_real_grid():
+    case = real_like_synthetic_case(7)
+    sx, sy, sz = case.geometry.spacing
+    assert 0.5 <= sx == sy <= 1.0 and 0.6 <= sz <= 5.0
+    assert case.mask.any() and len(case.tumors) == 2 and case.lungs is not None
+    assert not (case.mask & ~case.lungs).any()

@@ -3,9 +3,11 @@ random windows with the papers' augmentation (MONAI transforms), the loop (one p
 several with torchrun / DDP), checkpoints, metrics and installation into the model registry.
 
 Cases:
-- synthetic chests (:func:`tumor_datasets.synthetic_tumor_case`), two tumours of random kinds
-  each, random slice thickness (1.25–5 mm) and pixel size (0.6–1.2 mm); generator seeds from
-  ``FIRST_SYNTHETIC_SEED`` on (the benchmarks' synthetic cases use seeds below it, or 9001+);
+- synthetic chests drawn to cover real CT (:func:`tumor_datasets.real_like_synthetic_case`):
+  tumours 4–100 mm across, masses against the pleura with dense lung beside them, slices
+  0.6–5 mm, pixels 0.5–1 mm, sharp and smooth kernels; generator seeds from
+  ``FIRST_SYNTHETIC_SEED`` on (the benchmarks' synthetic cases use seeds below it, or 9001+;
+  validation uses 5000+);
 - the real cases allowed for training (lung1, LIDC-IDRI-0001; never the IBSI crop, whose
   licence is non-commercial), less the one left out (``--exclude``) for leave-one-out.
 """
@@ -32,10 +34,8 @@ from common import (
     write_registry_entry,
 )
 
-from LungTumorReconLib.tumor.deep import model_grid_image, to_model_grid
-from LungTumorReconDev.synthetic_thorax import TUMOR_KINDS
-from LungTumorReconDev.tumor_datasets import TRAINABLE_REAL_CASES, TumorCase, read_real_case, synthetic_tumor_case
-
+from LungTumorReconDev.tumor_datasets import TRAINABLE_REAL_CASES, TumorCase, read_real_case, real_like_synthetic_case
+from LungTumorReconLib.tumor.deep import model_grid_image, model_grid_label
 
 FIRST_SYNTHETIC_SEED = 100  # make bench's tumour cases use generator seeds 11, 23, 37 (and 9001+)
 
@@ -59,21 +59,42 @@ def add_segmenter_arguments(parser, batch: int, lr: float) -> None:
     parser.add_argument("--exclude", choices=TRAINABLE_REAL_CASES, help="leave this real case out")
     parser.add_argument("--cache", type=Path, help="keep the cases on the model grid in this folder between runs")
     parser.add_argument("--install", metavar="NAME", help="write the weights and registry entry into Resources/Models")
+    parser.add_argument("--slice-mm", type=float, default=2.0, help="the model's slice spacing (the CT is resampled)")
+    parser.add_argument("--validation", type=int, default=6, help="held-out synthetic chests for validation")
+    parser.add_argument("--validate-every", type=int, default=100, help="steps between validations")
+    parser.add_argument("--patience", type=int, default=8, help="validations without a gain before stopping")
+    parser.add_argument("--minutes", type=float, default=60.0, help="stop after this long (the best weights are kept)")
+    parser.add_argument("--init", type=Path, help="start from these weights (safetensors of the same model)")
+    parser.add_argument("--real-share", type=float, default=0.0,
+                        help="share of windows from the real cases (0: every case alike)")
 
 
 def on_model_grid(case: TumorCase, config) -> GridCase:
     spacing_kji = tuple(float(v) for v in case.geometry.spacing[::-1])
     image = model_grid_image(case.hu, spacing_kji, config)[0, 0].numpy()
-    label = to_model_grid(case.mask.astype(np.float32), spacing_kji, config.pixel_mm)[0, 0].numpy() > 0.5
+    label = model_grid_label(case.mask, spacing_kji, config)
     return GridCase(case.name, image, label)
 
 
-def synthetic_case(seed: int) -> TumorCase:
-    rng = np.random.default_rng(seed)
-    kinds = tuple(str(k) for k in rng.choice(TUMOR_KINDS, size=2, replace=False))
-    pixel, slice_mm = float(rng.uniform(0.6, 1.2)), float(rng.choice([1.25, 2.0, 2.5, 3.0, 5.0]))
-    n_in_plane, n_slices = int(300 / pixel) // 8 * 8, int(round(160 / slice_mm))
-    return synthetic_tumor_case(int(seed), kinds, size=(n_in_plane, n_in_plane, n_slices), spacing=(pixel, pixel, slice_mm))
+def grid_cases(names, config, cache: Path | None) -> list[GridCase]:
+    """Cases by name (``synthetic:SEED`` or ``real:NAME``) on the model's grid, cached as npz."""
+    out = []
+    for name in names:
+        grid_tag = f"{config.pixel_mm}mm_{getattr(config, 'slice_mm', None) or 'native'}"
+        path = cache / (name.replace(":", "_").replace(" ", "_") + f"_v2_{grid_tag}.npz") if cache else None
+        if path is not None and path.is_file():
+            data = np.load(path)
+            out.append(GridCase(name, data["image"], data["label"]))
+            continue
+        kind, _, key = name.partition(":")
+        case = real_like_synthetic_case(int(key)) if kind == "synthetic" else read_real_case(key, DATA)
+        grid = on_model_grid(case, config)
+        grid.name = name
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, image=grid.image, label=grid.label)
+        out.append(grid)
+    return out
 
 
 def training_cases(config, synthetic: int, real: tuple[str, ...], exclude: str | None, dist, cache: Path | None,
@@ -82,22 +103,7 @@ def training_cases(config, synthetic: int, real: tuple[str, ...], exclude: str |
     first = FIRST_SYNTHETIC_SEED + 1000 * seed
     names = [f"synthetic:{s}" for s in range(first, first + synthetic)]
     names += [f"real:{r}" for r in real if r != exclude and r in TRAINABLE_REAL_CASES]
-    out = []
-    for name in shard(np.array(names, dtype=object), dist):
-        path = cache / (name.replace(":", "_").replace(" ", "_") + f"_{config.pixel_mm}mm.npz") if cache else None
-        if path is not None and path.is_file():
-            data = np.load(path)
-            out.append(GridCase(name, data["image"], data["label"]))
-            continue
-        kind, _, key = name.partition(":")
-        case = synthetic_case(int(key)) if kind == "synthetic" else read_real_case(key, DATA)
-        grid = on_model_grid(case, config)
-        grid.name = name
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(path, image=grid.image, label=grid.label)
-        out.append(grid)
-    return out
+    return grid_cases(shard(np.array(names, dtype=object), dist), config, cache)
 
 
 def cases_for_run(config, args, dist) -> tuple[list[GridCase], dict]:
@@ -176,12 +182,19 @@ def sample_window(case: GridCase, slices: int, size: int, rng: np.random.Generat
 def train_segmenter(model: torch.nn.Module, cases: list[GridCase], args, dist, log_extra: dict | None = None,
                     loss_at=None, augment=None, weight_decay: float = 0.0, magnify: float = 0.3) -> dict:
     """The loop: random windows (``sample_window``), augmentation (default: seed paper 001's),
-    a loss per step (``loss_at(step)``; default MONAI Dice + cross-entropy), Adam;
-    checkpoints every 100 steps (``--resume`` continues); returns what training.json records."""
+    a loss per step (``loss_at(step)``; default MONAI Dice + cross-entropy), Adam; validation
+    every ``--validate-every`` steps (the learning curve in metrics.jsonl), the best weights
+    kept, early stopping (``--patience``) and a time budget (``--minutes``); checkpoints at
+    each validation (``--resume`` continues). Returns what training.json records."""
     from monai.losses import DiceCELoss
+    from segmenter_validation import EarlyStopping
 
     seed_everything(args.seed + dist.rank)
     config = model.config
+    if args.init and not args.resume:
+        from LungTumorReconLib.networks.registry import load_weights
+
+        load_weights(model, args.init)
     net = wrap(model, dist)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=weight_decay)
     if loss_at is None:
@@ -191,22 +204,19 @@ def train_segmenter(model: torch.nn.Module, cases: list[GridCase], args, dist, l
             return dice_ce
     checkpoint = args.out / "checkpoint.pt"
     log = MetricsLog(args.out / "metrics.jsonl", enabled=dist.main)
-    step = 0
-    if args.resume and checkpoint.is_file():
-        step = load_checkpoint(checkpoint, {"model": model}, {"model": optimiser})
+    validation, heldout = validation_sets(config, args) if dist.main else (None, None)
+    stopping = EarlyStopping(args.patience)
+    step = resume(args, model, optimiser, stopping) if args.resume and checkpoint.is_file() else 0
+    if validation is not None and step == 0:
+        record_validation(model, step, validation, heldout, stopping, log, args)
     rng = np.random.default_rng(args.seed + 7919 * dist.rank + step)
     augment = augment or augmentation(args.seed + dist.rank + step)
+    real = [c for c in cases if c.name.startswith("real:")]
     t0 = time.perf_counter()
     model.train()
-    while step < args.steps:
-        images, labels = [], []
-        for _ in range(args.batch):
-            image, label = sample_window(cases[rng.integers(len(cases))], config.window_slices, args.crop, rng,
-                                         magnify=magnify)
-            out = augment({"image": image[None], "label": label[None]})
-            images.append(torch.as_tensor(np.asarray(out["image"]), dtype=torch.float32))
-            labels.append(torch.as_tensor(np.asarray(out["label"]), dtype=torch.float32))
-        x, y = torch.stack(images).to(dist.device), torch.stack(labels).to(dist.device)
+    stop = False
+    while step < args.steps and not stop:
+        x, y = training_batch(cases, real, config, args, rng, augment, magnify, dist.device)
         loss = loss_at(step)(net(x), y)
         optimiser.zero_grad()
         loss.backward()
@@ -214,22 +224,103 @@ def train_segmenter(model: torch.nn.Module, cases: list[GridCase], args, dist, l
         step += 1
         if step % 10 == 0 or step == args.steps:
             log.write(step=step, loss=loss.item())
-            if dist.main:
-                print(f"step {step}: loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        if step % 100 == 0 and dist.main:
+        out_of_time = time.perf_counter() - t0 > 60.0 * args.minutes
+        if dist.main and (step % args.validate_every == 0 or step == args.steps or out_of_time):
+            stop = record_validation(model, step, validation, heldout, stopping, log, args) or out_of_time
+            print(f"step {step}: loss {loss.item():.4f}, validation Dice {stopping.best_dice:.3f} best at "
+                  f"{stopping.best_step} ({time.perf_counter() - t0:.0f} s)", flush=True)
             save_checkpoint(checkpoint, step, {"model": model}, {"model": optimiser})
-    info = {"steps": step, "batch": args.batch, "crop": args.crop, "lr": args.lr, "processes": dist.world,
-            "seconds": round(time.perf_counter() - t0, 1), **(log_extra or {})}
+        if dist.world > 1:  # every process stops with the main one
+            flag = torch.tensor([float(stop)])
+            torch.distributed.broadcast(flag, 0)
+            stop = bool(flag.item())
+    info = {"steps": step, "best_step": stopping.best_step, "validation_dice": round(stopping.best_dice, 4),
+            "batch": args.batch, "crop": args.crop, "lr": args.lr, "processes": dist.world,
+            "seconds": round(time.perf_counter() - t0, 1), "initialised_from": str(args.init) if args.init else None,
+            **(log_extra or {})}
     if dist.main:
         save_checkpoint(checkpoint, step, {"model": model}, {"model": optimiser})
+        model.load_state_dict(stopping.best_state)
+        model.config = choose_threshold(model, validation)
+        info["threshold"] = model.config.threshold
         info["sha256"] = export_safetensors(model, args.out / "model.safetensors")
         info["config"] = config.as_dict()
         (args.out / "training.json").write_text(json.dumps(info, indent=2))
     return info
 
 
-TRAINING_KEYS = ("steps", "batch", "crop", "processes", "seconds", "synthetic", "real", "excluded", "rounds",
-                 "dice_steps", "focal_steps")  # what a segmenter's registry entry records of its training
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def choose_threshold(model, validation):
+    """The model's config with the threshold of the best Dice on the validation windows (never
+    on a scored case)."""
+    from dataclasses import replace
+
+    from segmenter_validation import dice_on
+
+    best = max(THRESHOLDS, key=lambda t: dice_on(model, validation, t))
+    return replace(model.config, threshold=best)
+
+
+def resume(args, model, optimiser, stopping) -> int:
+    """Continue from ``--out``'s checkpoint: the step, and the best weights so far with their Dice."""
+    step = load_checkpoint(args.out / "checkpoint.pt", {"model": model}, {"model": optimiser})
+    best = args.out / "best.safetensors"
+    if best.is_file():
+        from safetensors.torch import load_file
+
+        stopping.best_state = load_file(str(best))
+        dice, best_step = (args.out / "best.txt").read_text().split()
+        stopping.best_dice, stopping.best_step = float(dice), int(float(best_step))
+    return step
+
+
+def training_batch(cases, real, config, args, rng, augment, magnify: float, device):
+    """A batch of augmented windows; ``--real-share`` of them from the real cases."""
+    images, labels = [], []
+    for _ in range(args.batch):
+        pool = real if real and rng.random() < args.real_share else cases
+        image, label = sample_window(pool[rng.integers(len(pool))], config.window_slices, args.crop, rng, magnify=magnify)
+        out = augment({"image": image[None], "label": label[None]})
+        images.append(torch.as_tensor(np.asarray(out["image"]), dtype=torch.float32))
+        labels.append(torch.as_tensor(np.asarray(out["label"]), dtype=torch.float32))
+    return torch.stack(images).to(device), torch.stack(labels).to(device)
+
+
+def validation_sets(config, args):
+    """The held-out synthetic windows, and the left-out real case's (None without ``--exclude``)."""
+    from segmenter_validation import VALIDATION_FIRST_SEED, ValidationSet, fixed_windows
+
+    names = [f"synthetic:{s}" for s in range(VALIDATION_FIRST_SEED, VALIDATION_FIRST_SEED + args.validation)]
+    synthetic = ValidationSet("synthetic", *fixed_windows(grid_cases(names, config, args.cache), config.window_slices))
+    heldout = None
+    if args.exclude:
+        cases = grid_cases([f"real:{args.exclude}"], config, args.cache)
+        heldout = ValidationSet(args.exclude, *fixed_windows(cases, config.window_slices))
+    return synthetic, heldout
+
+
+def record_validation(model, step: int, validation, heldout, stopping, log, args) -> bool:
+    """Validate, log the learning curve, keep the best weights (on disk too, for ``--resume``);
+    True when early stopping says stop. The left-out real case is logged, never chosen on."""
+    from safetensors.torch import save_file
+    from segmenter_validation import dice_on
+
+    dice = dice_on(model, validation, model.config.threshold)
+    values = {"step": step, "validation_dice": round(dice, 4)}
+    if heldout is not None:
+        values[f"heldout_{heldout.name}_dice"] = round(dice_on(model, heldout, model.config.threshold), 4)
+    log.write(**values)
+    stop = stopping.update(model, step, dice)
+    if stopping.best_step == step:
+        save_file({k: v.contiguous() for k, v in stopping.best_state.items()}, str(args.out / "best.safetensors"))
+        (args.out / "best.txt").write_text(f"{stopping.best_dice} {stopping.best_step}")
+    return stop
+
+
+TRAINING_KEYS = ("steps", "best_step", "validation_dice", "threshold", "batch", "crop", "processes", "seconds", "synthetic",
+                 "real", "excluded", "initialised_from", "rounds", "dice_steps", "focal_steps")  # what a segmenter's registry entry records of its training
 
 
 def install(weights: Path, name: str, architecture: str, config, card: str, info: dict) -> None:

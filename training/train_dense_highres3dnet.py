@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     args.steps = args.rounds * (args.dice_steps + args.focal_steps)
 
     dist = start(args)
-    config = DenseHighRes3DNetConfig(version=args.version, use_dense_sampling=not args.plain_sampling)
+    config = DenseHighRes3DNetConfig(version=args.version, use_dense_sampling=not args.plain_sampling, slice_mm=args.slice_mm)
     torch.manual_seed(args.seed)
     model = DenseHighRes3DNet(config).to(dist.device)
     cases, record = cases_for_run(config, args, dist)
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         {**record, "rounds": args.rounds, "dice_steps": args.dice_steps, "focal_steps": args.focal_steps},
         loss_at=loss_schedule(args.dice_steps, args.focal_steps), augment=augmentation(args.seed + dist.rank),
         weight_decay=args.weight_decay)
-    return finish(args, dist, info, "dense-highres3dnet", config, "dense-highres3dnet.md")
+    return finish(args, dist, info, "dense-highres3dnet", model.config, "dense-highres3dnet.md")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ from common import (
 from scipy import ndimage as ndi
 from segmenter_training import TRAINING_KEYS, add_segmenter_arguments, cases_for_run, sample_window
 
-from LungTumorReconLib.tumor.lnhg import three_slice_images
 from LungTumorReconLib.networks.lnhg_wgan import (
     LnhgGeneratorConfig,
     NoduleGenerator,
@@ -55,6 +54,7 @@ from LungTumorReconLib.networks.lnhg_wgan import (
     gradient_penalty,
 )
 from LungTumorReconLib.networks.nodule_detector import NoduleDetectorConfig, build_nodule_detector
+from LungTumorReconLib.tumor.lnhg import three_slice_images
 
 GENERATOR_WIDTHS = (8, 16, 32, 64)  # the paper's 32-64-128-256 are too slow for 2 CPU cores
 LAMBDA_MSE, LAMBDA_PERCEPTUAL, LAMBDA_ADVERSARIAL, LAMBDA_GP = 1.0, 1.0, 0.1, 10.0  # the paper's

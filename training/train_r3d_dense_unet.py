@@ -31,12 +31,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     dist = start(args)
-    config = RecurrentDenseUNetConfig(use_convlstm=not args.no_convlstm)
+    config = RecurrentDenseUNetConfig(use_convlstm=not args.no_convlstm, slice_mm=args.slice_mm)
     torch.manual_seed(args.seed)  # the same initial weights in every process
     model = RecurrentDenseUNet(config).to(dist.device)
     cases, record = cases_for_run(config, args, dist)
     info = train_segmenter(model, cases, args, dist, record)
-    return finish(args, dist, info, "r3d-dense-unet", config, "r3d-dense-unet.md")
+    return finish(args, dist, info, "r3d-dense-unet", model.config, "r3d-dense-unet.md")
 
 
 if __name__ == "__main__":

@@ -40,10 +40,10 @@ from common import (
     wrap,
 )
 
-from LungTumorReconLib.networks.slice_lstm_gan import SliceLstmGan, SliceLstmGanConfig, make_discriminator
-from LungTumorReconLib.surface.gan import prepare_inputs, truth_on_grid
 from LungTumorReconDev.synthetic_thorax import FREE_TUMOR_KINDS
 from LungTumorReconDev.thick_slice_cases import synthetic_thick_case
+from LungTumorReconLib.networks.slice_lstm_gan import SliceLstmGan, SliceLstmGanConfig, make_discriminator
+from LungTumorReconLib.surface.gan import prepare_inputs, truth_on_grid
 
 # The shipped model sees the mask alone: the CT's partial-volume channel scored worse on the
 # real cases (dense neighbours that synthetic training cannot cover; make bench, "gan with-ct").

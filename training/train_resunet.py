@@ -32,8 +32,8 @@ from common import DATA, add_run_arguments, shard, start
 from segmenter_training import GridCase, add_segmenter_arguments, cases_for_run, finish, train_segmenter
 
 from LungTumorReconLib.io.ct import read_ct
-from LungTumorReconLib.tumor.deep import model_grid_image, to_model_grid
 from LungTumorReconLib.networks.resunet import ResUNet, ResUNetConfig, equalisation_curve, intensity_histogram
+from LungTumorReconLib.tumor.deep import model_grid_image, to_model_grid
 
 FIRST_LUNG_SEED = 500  # bench_lungs uses thorax seeds 1-5, the tumour benches 11-37 and 9001+
 LUNG_CONFIG = ResUNetConfig(out_channels=2, pixel_mm=2.5)

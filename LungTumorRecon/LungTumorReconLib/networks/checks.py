@@ -40,9 +40,11 @@ def check_hu_window(hu_window: Sequence[float]) -> None:
 
 def check_segmenter_settings(config) -> None:
     """The inference settings every segmenter's configuration shares: ``window_slices`` >= 1,
-    ``pixel_mm`` > 0, a HU window, ``threshold`` in 0..1 and ``dilation_radius`` >= 0."""
+    ``pixel_mm`` > 0, ``slice_mm`` None or > 0, a HU window, ``threshold`` in 0..1 and ``dilation_radius`` >= 0."""
     check_positive_int("window_slices", config.window_slices)
     check_positive("pixel_mm", config.pixel_mm)
+    if getattr(config, "slice_mm", None) is not None:
+        check_positive("slice_mm", config.slice_mm)
     check_hu_window(config.hu_window)
     check_fraction("threshold", config.threshold)
     if config.dilation_radius < 0:

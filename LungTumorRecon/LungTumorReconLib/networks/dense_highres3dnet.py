@@ -49,6 +49,7 @@ class DenseHighRes3DNetConfig:
     use_dense_sampling: bool = True  # False: strided conv in, transposed conv out (the ablation)
     window_slices: int = 16  # slices per window (a multiple of factor)
     pixel_mm: float = 1.25
+    slice_mm: float | None = None  # slice spacing the CT is resampled to; None: the CT's own slices
     hu_window: tuple[float, float] = (-1000.0, 400.0)
     threshold: float = 0.5  # the paper's binarisation
     dilation_radius: int = 0  # no morphological post-processing in the paper
@@ -188,8 +189,10 @@ class SegmenterEnsemble(nn.Module):
         first = members[0].config
         slices = max(m.config.window_slices for m in members)
         multiple = max(m.config.in_plane_multiple for m in members)
+        if len({m.config.slice_mm for m in members}) > 1:
+            raise ValueError("the members of an ensemble must share their slice spacing (slice_mm)")
         self.config = _EnsembleConfig(first.pixel_mm, first.hu_window, slices, slices // 2, multiple,
-                                      first.threshold, first.dilation_radius)
+                                      first.threshold, first.dilation_radius, first.slice_mm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = torch.stack([torch.sigmoid(m(x)) for m in self.members]).mean(0)
@@ -205,3 +208,4 @@ class _EnsembleConfig:
     in_plane_multiple: int
     threshold: float
     dilation_radius: int
+    slice_mm: float | None = None

@@ -38,6 +38,7 @@ class RecurrentDenseUNetConfig:
     dropout: float = 0.1
     window_slices: int = 8  # slices per window (the paper's depth)
     pixel_mm: float = 1.25  # in-plane spacing the CT is resampled to (the paper's 256² ignored spacing)
+    slice_mm: float | None = None  # slice spacing the CT is resampled to; None: the CT's own slices
     hu_window: tuple[float, float] = (-1000.0, 400.0)  # mapped to 0..1
     threshold: float = 0.7  # on the averaged probability (the paper's)
     # in-plane disk after thresholding, in model pixels. The paper's 3 (a 7×7 disk) was chosen

@@ -3,7 +3,9 @@
 1. The region: a box around each ``tumor`` seed (``SEED_BOX_MM`` half-sizes), or else the
    lungs' bounding box plus a margin (the whole CT when there are no lungs).
 2. HU clipped to the model's window and scaled to 0..1; resampled in-plane to the model's
-   pixel size (slices kept as they are) by :func:`to_model_grid`, which training uses too.
+   pixel size, and along the slices to its slice spacing when the model has one
+   (``config.slice_mm``; older models keep the CT's slices), by :func:`to_model_grid`, which
+   training uses too: a 0.6 mm and a 5 mm CT reach the network on the same grid.
 3. Windows of the model's slice count (``config.window_slices``) slide along the slices with
    the model's stride (``config.window_stride``; 1 for seed paper 001) over the whole in-plane
    region (MONAI ``sliding_window_inference``); overlapping probabilities average.
@@ -27,7 +29,7 @@ from LungTumorReconLib.coordinates import VolumeGeometry, check_index, check_sam
 if TYPE_CHECKING:
     import torch
 
-SEED_BOX_MM = (60.0, 64.0, 64.0)  # half-sizes (k, j, i) of the region around a seed
+SEED_BOX_MM = (84.0, 84.0, 84.0)  # half-sizes (k, j, i) around a seed: a 100 mm mass clicked off-centre
 LUNG_MARGIN_MM = 10.0
 SEED_REACH_MM = 10.0  # a component this close to the seed still counts as the seed's
 
@@ -43,28 +45,41 @@ def normalise_hu(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     return np.clip((np.asarray(hu, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0)
 
 
-def model_grid_shape(shape_kji, spacing_kji, pixel_mm: float) -> tuple[int, int, int]:
-    return (int(shape_kji[0]), max(1, int(round(shape_kji[1] * spacing_kji[1] / pixel_mm))),
+def model_grid_shape(shape_kji, spacing_kji, pixel_mm: float, slice_mm: float | None = None) -> tuple[int, int, int]:
+    """The grid's shape at ``pixel_mm`` in-plane and ``slice_mm`` along the slices (None: the CT's slices)."""
+    slices = int(shape_kji[0]) if not slice_mm else max(1, int(round(shape_kji[0] * spacing_kji[0] / slice_mm)))
+    return (slices, max(1, int(round(shape_kji[1] * spacing_kji[1] / pixel_mm))),
             max(1, int(round(shape_kji[2] * spacing_kji[2] / pixel_mm))))
 
 
-def to_model_grid(array: np.ndarray, spacing_kji, pixel_mm: float):
-    """(k, j, i) array → torch (1, 1, k, j', i') at ``pixel_mm`` in-plane (slices unchanged),
-    by linear interpolation."""
+def to_model_grid(array: np.ndarray, spacing_kji, pixel_mm: float, slice_mm: float | None = None):
+    """(k, j, i) array → torch (1, 1, k', j', i') at ``pixel_mm`` in-plane and ``slice_mm``
+    along the slices (None: slices unchanged), by linear interpolation."""
     import torch
     import torch.nn.functional as F
 
     x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
-    size = model_grid_shape(array.shape, spacing_kji, pixel_mm)
+    size = model_grid_shape(array.shape, spacing_kji, pixel_mm, slice_mm)
     if size == tuple(array.shape):
         return x
     return F.interpolate(x, size=size, mode="trilinear", align_corners=False)
 
 
 def model_grid_image(hu: np.ndarray, spacing_kji, config):
-    """The network's input image: HU in the model's window as 0..1, on its in-plane pixel size,
-    as torch (1, 1, k, j', i'). Inference and training both make it here."""
-    return to_model_grid(normalise_hu(hu, config.hu_window), spacing_kji, config.pixel_mm)
+    """The network's input image: HU in the model's window as 0..1, on its pixel size and slice
+    spacing, as torch (1, 1, k', j', i'). Inference and training both make it here."""
+    return to_model_grid(normalise_hu(hu, config.hu_window), spacing_kji, config.pixel_mm, model_slice_mm(config))
+
+
+def model_grid_label(mask: np.ndarray, spacing_kji, config) -> np.ndarray:
+    """A (k, j, i) mask on the model's grid (bool numpy, (k', j', i')), as training compares it."""
+    x = to_model_grid(mask.astype(np.float32), spacing_kji, config.pixel_mm, model_slice_mm(config))
+    return x[0, 0].numpy() > 0.5
+
+
+def model_slice_mm(config) -> float | None:
+    """The model's slice spacing in mm, or None for a model that takes the CT's slices as they are."""
+    return getattr(config, "slice_mm", None)
 
 
 def predict_probability(model, hu: np.ndarray, spacing_kji, device: str = "cpu", sw_batch_size: int = 2) -> np.ndarray:

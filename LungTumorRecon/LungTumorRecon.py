@@ -25,6 +25,7 @@ from LungTumorReconLib.mrml.scene import Scene
 from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.pipeline.options import PipelineOptions
 from LungTumorReconModule.dependencies import ensurePythonDependencies, pythonSlicerExecutable
+from LungTumorReconModule.finetune_panel import FinetunePanel
 from LungTumorReconModule.panel import (LabelledSeedPlacer, StageProgress, axialSliceIndex, fillCandidatesTable,
                                         openSegmentEditor, redSliceNode, seedAtCandidate, segmentIdOf, showHeterogeneity)
 from LungTumorReconModule.sample_data import registerSampleData
@@ -120,11 +121,13 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.connect("clicked()", lambda: self.onRunStage("all"))
         self.ui.cancelButton.connect("clicked()", self.onCancel)
         self.ui.showHeterogeneityCheckBox.connect("toggled(bool)", self.onShowHeterogeneity)
+        self._finetune = FinetunePanel(self.layout, lambda: self._parameterNode, self.resourcePath("requirements.txt"))
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         if self._stage is not None:
             self._stage.cleanup()
+            self._finetune.cleanup()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -290,9 +293,6 @@ class LungTumorReconLogic(ScriptedLoadableModuleLogic):
     runs in this process and blocks; :meth:`startStage` runs one stage in a child process (the
     panel's way) and :meth:`applyOutcome` puts its result into the scene. A script that uses
     both is in docs/front-ends.md."""
-
-    def __init__(self) -> None:
-        ScriptedLoadableModuleLogic.__init__(self)
 
     def getParameterNode(self):
         return LungTumorReconParameterNode(super().getParameterNode())

@@ -39,8 +39,9 @@ def module():
     pnw.parameterNodeWrapper = lambda cls: cls
     pnw.Choice = lambda choices: ("Choice", tuple(choices))
     qt = types.ModuleType("qt")  # PythonQt: only the Widget and its panel parts use it, not run here
+    ctk = types.ModuleType("ctk")  # CTK's widgets, as qt
     stubs.update({"slicer.ScriptedLoadableModule": slm, "slicer.i18n": i18n, "slicer.parameterNodeWrapper": pnw,
-                  "qt": qt})
+                  "qt": qt, "ctk": ctk})
     saved = {k: sys.modules.get(k) for k in stubs}
     sys.modules.update(stubs)
     sys.path.insert(0, str(REPO / "LungTumorRecon"))
@@ -54,7 +55,7 @@ def module():
             else:
                 sys.modules[k] = v
         for name in ("LungTumorRecon", "LungTumorReconModule.dependencies", "LungTumorReconModule.panel",
-                     "LungTumorReconModule.sample_data"):
+                     "LungTumorReconModule.sample_data", "LungTumorReconModule.finetune_panel"):
             sys.modules.pop(name, None)
 
 

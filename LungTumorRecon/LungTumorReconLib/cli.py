@@ -54,7 +54,8 @@ class _Progress:
 FLAGS = {"lungs": "--lungs", "tumor": "--tumor", "recon": "--recon", "device": "--device", "weights": "--weights",
          "recon_weights": "--recon-weights", "seeds_path": "--seeds", "tumor_mask_path": "--tumor-mask",
          "lungs_from": "--lungs-from", "lung_correction": "--lung-correction", "tumor_per_slice": "--tumor-per-slice",
-         "memory_check": "--skip-memory-check", "jobs": "--jobs"}
+         "memory_check": "--skip-memory-check", "jobs": "--jobs", "model": "MODEL", "steps": "--steps",
+         "max_minutes": "--minutes", "validation": "--validation"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
     app.add_argument("--out", type=Path, default=Path("."), help="folder the scene bundle (.mrb) is saved in")
+
+    ft = sub.add_parser("finetune", help="adapt a deep tumour model to a folder of corrected cases (new weights)")
+    ft.add_argument("model", metavar="MODEL", help="deep tumour model: r3d-dense-unet, dense-highres3dnet-v1, "
+                    "dense-highres3dnet-v2 or resunet")
+    ft.add_argument("--cases", required=True, type=Path, metavar="DIR",
+                    help="folder of CASE.nrrd (or DICOM folder CASE/) + CASE.seg.nrrd with a 'tumor' segment")
+    ft.add_argument("--out", required=True, type=Path, help="output folder: model.safetensors and model.json")
+    ft.add_argument("--steps", type=int, default=200, help="training steps at most (default: 200)")
+    ft.add_argument("--minutes", type=float, help="stop training after this many minutes")
+    ft.add_argument("--validation", default="auto", choices=("auto", "held-out", "synthetic", "training"),
+                    help="validate on held-out cases (3 or more), else synthetic chests, else the training cases")
+    ft.add_argument("--device", default="auto", choices=methods.DEVICES, help="auto uses CUDA when present")
+    ft.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    ft.add_argument("--quiet", action="store_true", help="no progress lines")
 
     ev = sub.add_parser("evaluate", help="compare a segmentation with a reference label; prints JSON")
     ev.add_argument("--pred", required=True, help="predicted segmentation (.seg.nrrd or label image)")
@@ -263,6 +278,20 @@ def cmd_app(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tuning in this process; the shipped registry is never changed."""
+    from LungTumorReconLib.finetune.training import finetune
+
+    result = finetune(args.model, args.cases, args.out, steps=args.steps, max_minutes=args.minutes,
+                      validation=args.validation, progress=_Progress(args.quiet), overwrite=args.overwrite,
+                      device=args.device)
+    dice = result.summary["validation"]
+    print(f"weights written to {result.weights.resolve()} (validation Dice {dice['dice_before']:.3f} before, "
+          f"{dice['dice_after']:.3f} after; on {dice['on'].split(':')[0]}). Not for clinical use.")
+    print(f"use: lungtumorrecon run CT --tumor {result.summary['tumor_method']} --weights {result.weights.resolve()}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -296,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    handler = {"run": cmd_run, "demo": cmd_demo, "app": cmd_app, "batch": cmd_batch, "evaluate": cmd_evaluate}[args.command]
+    handler = {"run": cmd_run, "demo": cmd_demo, "app": cmd_app, "batch": cmd_batch, "evaluate": cmd_evaluate,
+               "finetune": cmd_finetune}[args.command]
     try:
         return handler(args)
     except LungTumorReconError as exc:

@@ -22,6 +22,7 @@ from LungTumorReconLib.mrml.roles import Role
 from LungTumorReconLib.mrml.scene import Scene
 from LungTumorReconLib.pipeline.methods import stage_title
 from LungTumorReconLib.pipeline.session import Candidate, Outcome, StageRunner, StageSession
+from LungTumorReconWeb.finetune import FinetuneLogic
 from LungTumorReconWeb.state import CONTROL_LABELS, PanelState, options_from_state
 
 POLL_S = 0.25
@@ -65,6 +66,7 @@ class PanelLogic:
         self._placing_label: str | None = None
         self._candidates: list[Candidate] = []
         self._table_update: asyncio.Task | None = None
+        self.finetune = FinetuneLogic(self)
 
     # -- input -----------------------------------------------------------------------------------
     def load(self, ct: CTVolume, seeds: list[Seed]) -> None:

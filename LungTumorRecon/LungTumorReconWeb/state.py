@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from LungTumorReconLib.finetune import FINETUNABLE_METHODS
 from LungTumorReconLib.io.seeds import RIGHT_LUNG
 from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.pipeline.options import PipelineOptions
@@ -51,6 +52,15 @@ class PanelState:
     # export
     mrb_name: str = "lungtumorrecon.mrb"
     saved: str = ""
+    # fine-tuning on corrected cases (folders on the server's machine)
+    cases_dir: str = ""
+    finetune_model: str = FINETUNABLE_METHODS[0]
+    finetune_out: str = ""
+    finetune_steps: str = "200"  # as the text field holds it; the logic reads the number
+    finetune_busy: bool = False
+    finetune_progress: int = 0
+    finetune_message: str = ""
+    finetune_weights: str = ""  # the adapted weights, once done
 
 
 def options_from_state(state: PanelState) -> PipelineOptions:
@@ -59,3 +69,10 @@ def options_from_state(state: PanelState) -> PipelineOptions:
 
 # The panel's controls by the option they set: errors name an option by its control.
 CONTROL_LABELS = {"lungs": "Lung method", "tumor": "Tumour method", "recon": "Surface method", "device": "Device"}
+FINETUNE_LABELS = {"model": "Model to adapt", "steps": "Steps", "max_minutes": "Minutes", "validation": "Validation",
+                   "device": "Device"}
+
+
+def finetune_model_items() -> list[dict]:
+    """The fine-tuning model box's items: the deep tumour methods it supports."""
+    return [{"title": methods.method_label("tumor", m), "value": m} for m in FINETUNABLE_METHODS]

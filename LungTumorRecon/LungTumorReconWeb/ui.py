@@ -11,7 +11,7 @@ from trame.widgets import vuetify3 as v3
 from trame_server.utils.typed_state import TypedState
 
 from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR
-from LungTumorReconWeb.state import CONTROL_LABELS, PanelState, method_items
+from LungTumorReconWeb.state import CONTROL_LABELS, FINETUNE_LABELS, PanelState, finetune_model_items, method_items
 
 if TYPE_CHECKING:
     from LungTumorReconWeb.logic import PanelLogic
@@ -75,6 +75,33 @@ def build_panel(typed: TypedState[PanelState], logic: PanelLogic) -> None:
                           hide_details=True, id="ltr-mrb-name")
             v3.VBtn("Save", size="small", id="ltr-save-mrb", disabled=(busy,), click=logic.save_mrb)
         html.Div(f"{{{{ {n.saved} }}}}", classes="text-caption", id="ltr-saved")
+        _finetune_section(typed, logic)
+
+
+def _finetune_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
+    """Save the corrected case; adapt a deep tumour model to a folder of such cases."""
+    n = typed.name
+    tuning = n.finetune_busy
+    _section("Fine-tuning (not for clinical use)")
+    v3.VTextField(v_model=(n.cases_dir,), label="Cases folder", density="compact", hide_details=True,
+                  id="ltr-cases-dir")
+    v3.VBtn("Save this case for fine-tuning", size="small", classes="mt-1", id="ltr-save-case",
+            disabled=(f"{n.busy} || {tuning}",), click=logic.finetune.save_case)
+    _select(FINETUNE_LABELS["model"], n.finetune_model, finetune_model_items(), "ltr-finetune-model", classes="mt-2")
+    with html.Div(classes="d-flex ga-2 mt-1"):
+        v3.VTextField(v_model=(n.finetune_out,), label="Output folder", density="compact", hide_details=True,
+                      id="ltr-finetune-out")
+        v3.VTextField(v_model=(n.finetune_steps,), label=FINETUNE_LABELS["steps"], type="number",
+                      density="compact", hide_details=True, id="ltr-finetune-steps", style="max-width: 90px")
+    with html.Div(classes="d-flex ga-2 mt-1"):
+        v3.VBtn("Adapt the model to the cases", size="small", color="primary", id="ltr-finetune-start",
+                disabled=(tuning,), click=logic.finetune.start)
+        v3.VBtn("Cancel", size="small", color="error", variant="outlined", id="ltr-finetune-cancel",
+                disabled=(f"!{tuning}",), click=logic.finetune.cancel)
+    v3.VProgressLinear(model_value=(n.finetune_progress,), height=6, classes="mt-2", id="ltr-finetune-progress")
+    html.Div(f"{{{{ {n.finetune_message} }}}}", classes="text-caption", id="ltr-finetune-message")
+    html.Div(f"Adapted weights (for --weights): {{{{ {n.finetune_weights} }}}}", v_if=n.finetune_weights,
+             classes="text-caption font-weight-bold", id="ltr-finetune-weights")
 
 
 def _input_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:

@@ -11,6 +11,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from LungTumorReconLib.errors import InputError
@@ -57,10 +59,7 @@ def write_result(
     progress = progress or ignore_progress
     out = check_output_dir(out, overwrite)
     t0 = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    partial.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a results folder is not
-    try:
+    with partial_folder(out, overwrite) as partial:
         model = _write_files(result, partial, progress)
         timings = dict(result.timings_s)
         timings["write"] = time.perf_counter() - t0
@@ -69,11 +68,37 @@ def write_result(
             timings.setdefault(key, 0.0)
         report = build_report(result, model, timings, seeds_path=seeds_path)
         (partial / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+@contextmanager
+def partial_folder(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """A hidden folder beside ``out`` to write into, moved into place as ``out`` when the block
+    succeeds and removed when it fails (``out`` is then as it was).
+
+    Parameters
+    ----------
+    out : str or Path
+        The folder to make; refused by :func:`check_output_dir` when it is a file, or not empty
+        without ``overwrite``.
+    overwrite : bool, optional
+        Replace a non-empty ``out`` (only once the block has succeeded).
+
+    Returns
+    -------
+    Iterator[Path]
+        The partial folder (``.NAME.partial-*`` beside ``out``), as the ``with`` block's value.
+    """
+    out = check_output_dir(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    partial.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a results folder is not
+    try:
+        yield partial
         _move_into_place(partial, out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return out
 
 
 def _write_files(result: PipelineResult, folder: Path, progress: Progress) -> dict | None:

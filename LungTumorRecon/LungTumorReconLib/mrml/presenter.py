@@ -10,6 +10,7 @@ by them (:meth:`ResultPresenter.node_for`), never by name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -96,6 +97,39 @@ class ResultPresenter:
         if as_stage(stage) is not Stage.ALL and segmentation_node is not None:
             segments = self.scene.segment_masks(segmentation_node, ct.geometry)
         return StageInputs(ct=ct, seeds=seeds, segments=segments)
+
+    def save_case_for_finetuning(self, volume_node, folder: str | Path, segmentation_node=None,
+                                 name: str | None = None) -> tuple[Path, Path]:
+        """Write the CT and its current tumour segment (with the user's corrections) as a case
+        for fine-tuning: ``folder/NAME.nrrd`` and ``folder/NAME.seg.nrrd``.
+
+        Parameters
+        ----------
+        volume_node : vtkMRMLScalarVolumeNode
+            The CT.
+        folder : str or Path
+            The cases folder (made if needed).
+        segmentation_node : vtkMRMLSegmentationNode, optional
+            The segmentation holding the ``tumor`` segment; by default the project's segmentation
+            of this CT (found by its role).
+        name : str, optional
+            The case's name; by default the CT node's, made unique in ``folder``.
+
+        Returns
+        -------
+        tuple of Path
+            The CT file and the segmentation file.
+        """
+        from LungTumorReconLib.finetune.cases import unique_case_name, write_case
+
+        if not volume_node:
+            raise InputError("select an input CT")
+        segmentation_node = segmentation_node or self.node_for(Role.SEGMENTATION, volume_node)
+        if segmentation_node is None or TUMOR not in self.scene.segment_names(segmentation_node):
+            raise InputError("there is no tumour segment to save: segment (or paint) the tumour first")
+        ct = Scene.volume_ct(volume_node)
+        tumor = self.scene.segment_masks(segmentation_node, ct.geometry)[TUMOR]
+        return write_case(folder, name or unique_case_name(folder, volume_node.GetName() or "case"), ct, tumor)
 
     # -- whole results -----------------------------------------------------------------------
     def add_result(self, result, volume_node=None, segmentation_node=None) -> ResultNodes:

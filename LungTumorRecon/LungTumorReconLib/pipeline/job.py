@@ -78,15 +78,19 @@ class JobStatus:
 # -- the parent's side -----------------------------------------------------------------------
 
 
-class PipelineJob:
-    """One pipeline run in a child process.
+class ChildJob:
+    """Work in a child process ``python -m MODULE FOLDER``, in a process group of its own: its
+    ``PROGRESS`` lines, Cancel, and its error as data. A subclass names the child's ``module``
+    and writes its inputs into the job folder (:meth:`_write_inputs`).
 
     ``python`` is the interpreter to run it with: this one by default; inside desktop Slicer
     the module passes ``PythonSlicer``. The job folder is removed by :meth:`cleanup`.
     """
 
-    def __init__(self, inputs: JobInputs, python: str | None = None, work_dir: str | Path | None = None) -> None:
-        self.inputs = inputs
+    module = ""  # the child's entry point, run as ``python -m module FOLDER``
+    process_name = "the child process"  # as an error names it
+
+    def __init__(self, python: str | None = None, work_dir: str | Path | None = None) -> None:
         self.python = python or sys.executable
         self.folder = Path(tempfile.mkdtemp(prefix="ltr-job-", dir=work_dir))
         self.status = JobStatus()
@@ -96,15 +100,18 @@ class PipelineJob:
         self.cancelled = False
 
     # lifecycle
-    def start(self) -> "PipelineJob":
-        write_job(self.folder, self.inputs)
+    def _write_inputs(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> "ChildJob":
+        self._write_inputs()
         env = dict(os.environ)
         lib_parent = str(Path(__file__).resolve().parents[2])  # so a bare PythonSlicer finds the package
         env["PYTHONPATH"] = lib_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["PYTHONUNBUFFERED"] = "1"
         env[PARENT_PID_VARIABLE] = str(os.getpid())
         self._process = subprocess.Popen(
-            [self.python, "-m", "LungTumorReconLib.pipeline.job", str(self.folder)],
+            [self.python, "-m", self.module, str(self.folder)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -167,13 +174,31 @@ class PipelineJob:
         lines = [line for line in self._stderr if line.startswith("error: ")]
         if lines:
             return LungTumorReconError(lines[-1][len("error: "):])
-        return LungTumorReconError(f"the pipeline process stopped unexpectedly (exit code {self._process.returncode})")
+        return LungTumorReconError(f"{self.process_name} stopped unexpectedly (exit code {self._process.returncode})")
 
     @property
     def error(self) -> str | None:
         """The child's one-line error, the option named in words (None: no failure)."""
         failure = self.failure
         return None if failure is None else failure.describe()
+
+    def cleanup(self) -> None:
+        self.cancel()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class PipelineJob(ChildJob):
+    """One pipeline run in a child process (see :class:`ChildJob`)."""
+
+    module = "LungTumorReconLib.pipeline.job"
+    process_name = "the pipeline process"
+
+    def __init__(self, inputs: JobInputs, python: str | None = None, work_dir: str | Path | None = None) -> None:
+        self.inputs = inputs
+        super().__init__(python, work_dir)
+
+    def _write_inputs(self) -> None:
+        write_job(self.folder, self.inputs)
 
     def result(self) -> PipelineResult:
         """The finished run's result, on the caller's own CT."""
@@ -185,10 +210,6 @@ class PipelineJob:
         if failure is not None:
             raise failure
         return read_result(self.folder, self.inputs.ct)
-
-    def cleanup(self) -> None:
-        self.cancel()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _own_process_group() -> dict:
@@ -358,7 +379,7 @@ def run_job(folder: Path) -> PipelineResult:
     def progress(event: ProgressEvent) -> None:
         fraction = fraction_at_start(event.step, weights)
         if fraction is not None:
-            print(f"{_PREFIX}{fraction:.3f} {event.step.value} {event.message}", flush=True)
+            print_progress(fraction, event.step, event.message)
 
     lungs_from = None
     if inputs.lungs is not None:
@@ -373,9 +394,9 @@ def run_job(folder: Path) -> PipelineResult:
     if inputs.lungs is not None:  # the scene's lungs, not a file
         result.methods["lungs"]["name"] = "from-scene"
         result.methods["lungs"]["parameters"] = {}
-    print(f"{_PREFIX}0.990 {Step.WRITE.value} sending the result", flush=True)
+    print_progress(0.99, Step.WRITE, "sending the result")
     write_result(folder, result)
-    print(f"{_PREFIX}1.000 {Step.DONE.value} done", flush=True)
+    print_progress(1.0, Step.DONE, "done")
     return result
 
 
@@ -394,16 +415,26 @@ def _exit_when_parent_is_gone(parent_pid: int) -> None:
             pass  # exists, owned by someone else
 
 
+def print_progress(fraction: float, step: Step, message: str) -> None:
+    """One progress line for the parent (:meth:`ChildJob.poll` reads it)."""
+    print(f"{_PREFIX}{fraction:.3f} {step.value} {message}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    return run_child(sys.argv[1:] if argv is None else argv, "LungTumorReconLib.pipeline.job", JOB_FILE, run_job)
+
+
+def run_child(argv: list[str], module: str, job_file: str, work) -> int:
+    """A child's ``main``: watch the parent, run ``work(folder)``, and report a failure as
+    ``error.json`` (exit code 2) or one ``error:`` line (1, an internal error)."""
     parent = os.environ.get(PARENT_PID_VARIABLE, "")
     if os.name != "nt" and parent.isdigit():
         threading.Thread(target=_exit_when_parent_is_gone, args=(int(parent),), daemon=True).start()
-    if len(argv) != 1 or not (Path(argv[0]) / JOB_FILE).is_file():
-        sys.stderr.write("error: usage: python -m LungTumorReconLib.pipeline.job JOB_FOLDER\n")
+    if len(argv) != 1 or not (Path(argv[0]) / job_file).is_file():
+        sys.stderr.write(f"error: usage: python -m {module} JOB_FOLDER\n")
         return 2
     try:
-        run_job(Path(argv[0]))
+        work(Path(argv[0]))
     except LungTumorReconError as exc:
         (Path(argv[0]) / ERROR_FILE).write_text(json.dumps(exc.as_dict()), encoding="utf-8")
         sys.stderr.write(f"error: {exc}\n")

@@ -85,6 +85,22 @@ def test_a_model_with_a_slice_spacing_sees_thin_and_thick_ct_on_one_grid():
     assert np.abs(prob - expected)[2:-2, 2:-2, 2:-2].max() < 0.05
 
 
+def test_a_100_mm_mass_clicked_off_centre_is_segmented_whole():
+    spacing = (2.5, 1.25, 1.25)
+    k, j, i = np.mgrid[0:56, 0:128, 0:128]
+    mm = np.stack([k * spacing[0], j * spacing[1], i * spacing[2]])
+    centre = np.array([70.0, 80.0, 80.0])
+    ball = ((mm - centre[:, None, None, None]) ** 2).sum(axis=0) <= 50.0 ** 2  # 100 mm across
+    hu = np.where(ball, 40.0, -850.0).astype(np.float32)
+    geometry = VolumeGeometry(size=(128, 128, 56), spacing=spacing[::-1], origin=(0.0, 0.0, 0.0))
+    model = _Intensity()
+    click = (28, 64 + 24, 64 - 24)  # 42 mm from the centre, as a hurried click lands
+    result = segment_tumor_deep(model, hu, geometry, [click])
+    assert compare_masks(result.mask, ball, spacing)["dice"] > 0.97
+    small = np.where(((mm - centre[:, None, None, None]) ** 2).sum(axis=0) <= 6.0 ** 2, 40.0, -850.0)
+    assert segment_tumor_deep(model, small.astype(np.float32), geometry, [(28, 64, 64)]).mask.sum() > 0
+
+
 def test_dilation_is_a_disk_of_the_model_radius_in_mm():
     prob = np.zeros((3, 41, 41), np.float32)
     prob[1, 20, 20] = 1.0

@@ -110,7 +110,8 @@ def homogeneous_soft(ct: np.ndarray, body: np.ndarray, radius: int) -> np.ndarra
     return soft_tissue(ct, body, radius) & (mean > 0) & (mean < 100)
 
 
-def main() -> None:
+def region_checks() -> list[dict]:
+    """The regions table: lung, soft tissue and tumour HU and noise, real beside synthetic on its grid."""
     rows = []
     # cip_chest64: whole chest, 4 mm, with a lung label map
     ct, image = read(DATA / "cip_chest64" / "ct-64.nrrd")
@@ -155,7 +156,7 @@ def main() -> None:
             label = read(label_path)[0] > 0
             rows.append(row(name, "tumour (label)", ct, label))
             rows.append(row(f"synthetic@{name}", "tumour (solid)", case.ct, case.labels["tumor"]))
-    print(table(rows, COLUMNS))
+    return rows
 
 
 if __name__ == "__main__":

@@ -65,6 +65,9 @@ def add_segmenter_arguments(parser, batch: int, lr: float) -> None:
     parser.add_argument("--patience", type=int, default=8, help="validations without a gain before stopping")
     parser.add_argument("--minutes", type=float, default=60.0, help="stop after this long (the best weights are kept)")
     parser.add_argument("--init", type=Path, help="start from these weights (safetensors of the same model)")
+    parser.add_argument("--select", choices=("best", "last"), default="best",
+                        help="export the best weights by validation, or the last (a fixed-length fine-tune on real "
+                             "cases, which the synthetic validation cannot judge)")
     parser.add_argument("--real-share", type=float, default=0.0,
                         help="share of windows from the real cases (0: every case alike)")
 
@@ -240,7 +243,10 @@ def train_segmenter(model: torch.nn.Module, cases: list[GridCase], args, dist, l
             **(log_extra or {})}
     if dist.main:
         save_checkpoint(checkpoint, step, {"model": model}, {"model": optimiser})
-        model.load_state_dict(stopping.best_state)
+        if args.select == "best":
+            model.load_state_dict(stopping.best_state)
+        else:
+            info["best_step"], info["validation_dice"] = step, round(stopping.last_dice, 4)
         model.config = choose_threshold(model, validation)
         info["threshold"] = model.config.threshold
         info["sha256"] = export_safetensors(model, args.out / "model.safetensors")
@@ -312,7 +318,7 @@ def record_validation(model, step: int, validation, heldout, stopping, log, args
     if heldout is not None:
         values[f"heldout_{heldout.name}_dice"] = round(dice_on(model, heldout, model.config.threshold), 4)
     log.write(**values)
-    stop = stopping.update(model, step, dice)
+    stop = stopping.update(model, step, dice) and args.select == "best"
     if stopping.best_step == step:
         save_file({k: v.contiguous() for k, v in stopping.best_state.items()}, str(args.out / "best.safetensors"))
         (args.out / "best.txt").write_text(f"{stopping.best_dice} {stopping.best_step}")

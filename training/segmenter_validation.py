@@ -76,9 +76,11 @@ class EarlyStopping:
     best_step: int = 0
     best_state: dict = field(default_factory=dict)
     waited: int = 0
+    last_dice: float = -1.0
 
     def update(self, model: torch.nn.Module, step: int, dice: float) -> bool:
         """Record a validation; True when training should stop."""
+        self.last_dice = dice
         if dice > self.best_dice + 1e-4:
             self.best_dice, self.best_step, self.waited = dice, step, 0
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

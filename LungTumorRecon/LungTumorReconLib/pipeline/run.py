@@ -362,7 +362,12 @@ def _deep_tumours(ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray],
     ``--tumor resunet`` without a seed is seed paper 003's second stage: its region is the
     organ stage's lungs (``--lungs resunet``'s, or computed here when another lung method ran)."""
     from LungTumorReconLib.networks.registry import load_model, registry
-    from LungTumorReconLib.tumor.deep import SEED_BOX_MM, segment_tumor_deep, segment_tumor_in_regions
+    from LungTumorReconLib.tumor.deep import (
+        FIRST_SEED_BOX_MM,
+        SEED_BOX_MM,
+        segment_tumor_deep,
+        segment_tumor_in_regions,
+    )
 
     name = methods.DEEP_TUMOR_MODELS[options.tumor]
     model = load_model(name, device=device, weights=options.weights)
@@ -396,7 +401,8 @@ def _deep_tumours(ct: CTVolume, seeds: list[Seed], lungs: dict[str, np.ndarray],
     parameters = {"model": name, "weights": str(options.weights) if options.weights else shipped,
                   "threshold": config.threshold, "dilation_radius_px": config.dilation_radius,
                   "pixel_mm": config.pixel_mm, "window_slices": config.window_slices,
-                  "region": "seed boxes, half-sizes (k, j, i) mm " + str(list(SEED_BOX_MM)) if starts else
+                  "region": f"seed boxes, half-sizes (k, j, i) mm {list(FIRST_SEED_BOX_MM)}, grown to "
+                            f"{list(SEED_BOX_MM)} when the tumour reaches the edge" if starts else
                   f"{organ}' bounding box" if lung_union is not None else "whole CT"}
     parameters.update(extra)
     return (result.mask if result.mask.any() else None), heterogeneity, {"name": options.tumor, "parameters": parameters}

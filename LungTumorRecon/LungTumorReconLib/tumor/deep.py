@@ -1,7 +1,8 @@
 """``--tumor MODEL``: a deep segmenter's tumour mask on the CT, shared by every deep model.
 
-1. The region: a box around each ``tumor`` seed (``SEED_BOX_MM`` half-sizes), or else the
-   lungs' bounding box plus a margin (the whole CT when there are no lungs).
+1. The region: a box around each ``tumor`` seed (``FIRST_SEED_BOX_MM`` half-sizes, grown to
+   ``SEED_BOX_MM`` when the tumour reaches its edge), or else the lungs' bounding box plus a
+   margin (the whole CT when there are no lungs).
 2. HU clipped to the model's window and scaled to 0..1; resampled in-plane to the model's
    pixel size, and along the slices to its slice spacing when the model has one
    (``config.slice_mm``; older models keep the CT's slices), by :func:`to_model_grid`, which
@@ -29,7 +30,11 @@ from LungTumorReconLib.coordinates import VolumeGeometry, check_index, check_sam
 if TYPE_CHECKING:
     import torch
 
-SEED_BOX_MM = (84.0, 84.0, 84.0)  # half-sizes (k, j, i) around a seed: a 100 mm mass clicked off-centre
+# Half-sizes (k, j, i) of the region around a seed: first the small box (most tumours are small
+# and the networks' sliding windows cost time), then, if the seed's component reaches the box's
+# edge, the large one, which holds a 100 mm mass clicked off-centre.
+SEED_BOX_MM = (84.0, 84.0, 84.0)
+FIRST_SEED_BOX_MM = (36.0, 40.0, 40.0)
 LUNG_MARGIN_MM = 10.0
 SEED_REACH_MM = 10.0  # a component this close to the seed still counts as the seed's
 
@@ -144,6 +149,16 @@ def _component_at(mask: np.ndarray, kji, spacing_kji) -> np.ndarray:
     return labels == labels[k[at], j[at], i[at]]
 
 
+def _reaches_inner_edge(component: np.ndarray, box: tuple[slice, ...], shape) -> bool:
+    """Whether ``component`` touches a face of ``box`` that lies inside the volume (a face on
+    the volume's own edge cannot grow)."""
+    for axis, (s, n) in enumerate(zip(box, shape)):
+        faces = ([0] if s.start > 0 else []) + ([-1] if s.stop < n else [])
+        if any(np.take(component, face, axis=axis).any() for face in faces):
+            return True
+    return False
+
+
 def segment_tumor_deep(model: torch.nn.Module, hu: np.ndarray, geometry: VolumeGeometry,
                        seeds_kji: list[tuple[int, int, int]], lungs: np.ndarray | None = None,
                        device: str = "cpu") -> DeepTumorResult:
@@ -215,10 +230,14 @@ def segment_tumor_in_regions(segment: RegionSegmenter, hu: np.ndarray, geometry:
     has_lungs = lungs is not None and lungs.any()
     if seeds_kji:
         for kji in seeds_kji:
-            box = box_around(kji, SEED_BOX_MM, spacing_kji, hu.shape)
-            local, prob = segment(hu[box], spacing_kji)
+            for half_mm in (FIRST_SEED_BOX_MM, SEED_BOX_MM):
+                box = box_around(kji, half_mm, spacing_kji, hu.shape)
+                local, prob = segment(hu[box], spacing_kji)
+                component = _component_at(local, tuple(int(c - b.start) for c, b in zip(kji, box)), spacing_kji)
+                if not _reaches_inner_edge(component, box, hu.shape):
+                    break
             np.maximum(probability[box], prob, out=probability[box])
-            mask[box] |= _component_at(local, tuple(int(c - b.start) for c, b in zip(kji, box)), spacing_kji)
+            mask[box] |= component
         return DeepTumorResult(mask, probability)
     if has_lungs:
         points = np.argwhere(lungs)

@@ -90,7 +90,7 @@ def test_organ_stage_names_lungs_by_side_and_keeps_the_largest_component():
 def test_training_records_its_equalisation_and_exports(tmp_path, stage):
     from conftest import run_training
 
-    extra = ["--synthetic", "0"] if stage == "lungs" else ["--synthetic", "1", "--real"]
+    extra = ["--synthetic", "0"] if stage == "lungs" else ["--synthetic", "1", "--real", "--validation", "1"]
     proc = run_training("train_resunet.py", "--stage", stage, "--out", tmp_path / "run", "--steps", "2",
                         "--batch", "2", "--crop", "32", "--cache", tmp_path / "cache", *extra)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -146,10 +146,10 @@ def test_organ_stage_segments_both_lungs_of_an_unseen_chest(thorax):
 
 
 def test_tumour_stage_from_a_seed_on_unseen_data(thorax, data):
-    from LungTumorReconLib.tumor.deep import segment_tumor_deep
-    from LungTumorReconDev.tumor_datasets import read_real_case
-
     from scipy import ndimage as ndi
+
+    from LungTumorReconDev.tumor_datasets import read_real_case
+    from LungTumorReconLib.tumor.deep import segment_tumor_deep
 
     kji = thorax.geometry.nearest_kji(np.array(thorax.seeds["tumor"]))  # the solid tumour's centre
     labels, _ = ndi.label(thorax.labels["tumor"])

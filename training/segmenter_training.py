@@ -207,7 +207,9 @@ def train_segmenter(model: torch.nn.Module, cases: list[GridCase], args, dist, l
             return dice_ce
     checkpoint = args.out / "checkpoint.pt"
     log = MetricsLog(args.out / "metrics.jsonl", enabled=dist.main)
-    validation, heldout = validation_sets(config, args) if dist.main else (None, None)
+    validation, heldout = validation_sets(config, args) if dist.main and args.validation else (None, None)
+    if not args.validation:
+        args.select = "last"
     stopping = EarlyStopping(args.patience)
     step = resume(args, model, optimiser, stopping) if args.resume and checkpoint.is_file() else 0
     if validation is not None and step == 0:
@@ -229,7 +231,9 @@ def train_segmenter(model: torch.nn.Module, cases: list[GridCase], args, dist, l
             log.write(step=step, loss=loss.item())
         out_of_time = time.perf_counter() - t0 > 60.0 * args.minutes
         if dist.main and (step % args.validate_every == 0 or step == args.steps or out_of_time):
-            stop = record_validation(model, step, validation, heldout, stopping, log, args) or out_of_time
+            if validation is not None:
+                stop = record_validation(model, step, validation, heldout, stopping, log, args)
+            stop = stop or out_of_time
             print(f"step {step}: loss {loss.item():.4f}, validation Dice {stopping.best_dice:.3f} best at "
                   f"{stopping.best_step} ({time.perf_counter() - t0:.0f} s)", flush=True)
             save_checkpoint(checkpoint, step, {"model": model}, {"model": optimiser})
@@ -246,11 +250,13 @@ def train_segmenter(model: torch.nn.Module, cases: list[GridCase], args, dist, l
         if args.select == "best":
             model.load_state_dict(stopping.best_state)
         else:
-            info["best_step"], info["validation_dice"] = step, round(stopping.last_dice, 4)
-        model.config = choose_threshold(model, validation)
+            info["best_step"] = step
+            info["validation_dice"] = round(stopping.last_dice, 4) if validation is not None else None
+        if validation is not None:
+            model.config = choose_threshold(model, validation)
         info["threshold"] = model.config.threshold
         info["sha256"] = export_safetensors(model, args.out / "model.safetensors")
-        info["config"] = config.as_dict()
+        info["config"] = model.config.as_dict()
         (args.out / "training.json").write_text(json.dumps(info, indent=2))
     return info
 
@@ -287,7 +293,8 @@ def training_batch(cases, real, config, args, rng, augment, magnify: float, devi
     images, labels = [], []
     for _ in range(args.batch):
         pool = real if real and rng.random() < args.real_share else cases
-        image, label = sample_window(pool[rng.integers(len(pool))], config.window_slices, args.crop, rng, magnify=magnify)
+        case = pool[rng.integers(len(pool))]
+        image, label = sample_window(case, config.window_slices, args.crop, rng, magnify=magnify)
         out = augment({"image": image[None], "label": label[None]})
         images.append(torch.as_tensor(np.asarray(out["image"]), dtype=torch.float32))
         labels.append(torch.as_tensor(np.asarray(out["label"]), dtype=torch.float32))
@@ -325,8 +332,9 @@ def record_validation(model, step: int, validation, heldout, stopping, log, args
     return stop
 
 
-TRAINING_KEYS = ("steps", "best_step", "validation_dice", "threshold", "batch", "crop", "processes", "seconds", "synthetic",
-                 "real", "excluded", "initialised_from", "rounds", "dice_steps", "focal_steps")  # what a segmenter's registry entry records of its training
+# what a segmenter's registry entry records of its training
+TRAINING_KEYS = ("steps", "best_step", "validation_dice", "threshold", "batch", "crop", "processes", "seconds",
+                 "synthetic", "real", "excluded", "initialised_from", "rounds", "dice_steps", "focal_steps")
 
 
 def install(weights: Path, name: str, architecture: str, config, card: str, info: dict) -> None:

@@ -61,7 +61,8 @@ def main(argv=None) -> int:
     args.steps = args.rounds * (args.dice_steps + args.focal_steps)
 
     dist = start(args)
-    config = DenseHighRes3DNetConfig(version=args.version, use_dense_sampling=not args.plain_sampling, slice_mm=args.slice_mm)
+    config = DenseHighRes3DNetConfig(version=args.version, use_dense_sampling=not args.plain_sampling,
+                                     slice_mm=args.slice_mm)
     torch.manual_seed(args.seed)
     model = DenseHighRes3DNet(config).to(dist.device)
     cases, record = cases_for_run(config, args, dist)

@@ -78,7 +78,7 @@ class Perceptual(torch.nn.Module):
     """Frozen features of 2D slices: VGG-19's first 16 layers from ``weights``, or the first two
     encoder blocks of the shipped ResUNet tumour stage."""
 
-    def __init__(self, weights: Path | None):
+    def __init__(self, weights: Path | None, encoder_model: str = "resunet-tumor-synthetic"):
         super().__init__()
         if weights is not None:
             from safetensors.torch import load_file
@@ -91,7 +91,7 @@ class Perceptual(torch.nn.Module):
         else:
             from LungTumorReconLib.networks.registry import load_model
 
-            resunet = load_model("resunet-tumor")
+            resunet = load_model(encoder_model)  # trained on synthetic chests only: no real case leaks in
             self.net = torch.nn.Sequential(resunet.encoders[0], resunet.encoders[1])
             self.channels = 1
         self.net.eval().requires_grad_(False)
@@ -113,12 +113,14 @@ def _windows(cases, rng, augment, args, slices: int):
 
 
 def train_generator(args, dist, cases) -> dict:
-    config = LnhgGeneratorConfig(widths=GENERATOR_WIDTHS, crop=args.crop)
+    config = LnhgGeneratorConfig(widths=GENERATOR_WIDTHS, crop=args.crop, slice_mm=args.slice_mm)
     torch.manual_seed(args.seed)
     generator, critic = NoduleGenerator(config).to(dist.device), WassersteinCritic(config).to(dist.device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(critic.parameters(), lr=args.lr, betas=(0.5, 0.9))
-    perceptual = None if args.no_perceptual else Perceptual(args.perceptual_weights).to(dist.device)
+    perceptual = None
+    if not args.no_perceptual:
+        perceptual = Perceptual(args.perceptual_weights, args.perceptual_model).to(dist.device)
     checkpoint = args.out / "checkpoint.pt"
     step = 0
     if args.resume and checkpoint.is_file():
@@ -156,7 +158,8 @@ def train_generator(args, dist, cases) -> dict:
     save_checkpoint(checkpoint, step, {"generator": generator, "critic": critic}, {"generator": opt_g, "critic": opt_d})
     return {"model": generator, "config": config, "steps": step, "seconds": round(time.perf_counter() - t0, 1),
             "adversarial": not args.no_adversarial,
-            "perceptual": "none" if args.no_perceptual else ("vgg19" if args.perceptual_weights else "resunet-tumor encoder")}
+            "perceptual": "none" if args.no_perceptual else
+            ("vgg19" if args.perceptual_weights else f"{args.perceptual_model} encoder")}
 
 
 def _boxes(label_slice: np.ndarray) -> np.ndarray:
@@ -165,7 +168,7 @@ def _boxes(label_slice: np.ndarray) -> np.ndarray:
 
 
 def train_detector(args, dist, cases) -> dict:
-    config = NoduleDetectorConfig()
+    config = NoduleDetectorConfig(slice_mm=args.slice_mm)
     torch.manual_seed(args.seed)
     detector = build_nodule_detector(config).to(dist.device)
     optimiser = torch.optim.Adam(detector.parameters(), lr=args.lr, weight_decay=5e-4)
@@ -213,12 +216,15 @@ def main(argv=None) -> int:
     p.add_argument("--no-adversarial", action="store_true", help="ablation: no critic, no adversarial term")
     p.add_argument("--no-perceptual", action="store_true", help="ablation: no perceptual term")
     p.add_argument("--perceptual-weights", type=Path, help="torchvision vgg19().features weights (safetensors)")
+    p.add_argument("--perceptual-model", default="resunet-tumor-synthetic",
+                   help="the registry ResUNet whose first encoder blocks give the perceptual features (its training "
+                        "must not include a case the generator is scored on)")
     args = p.parse_args(argv)
     dist = start(args)
     if dist.world > 1:
         raise SystemExit("error: train_lnhg.py runs in one process")
     seed_everything(args.seed)
-    grid = LnhgGeneratorConfig()  # the generator's and the detector's grid: 1.25 mm, HU -1000..400
+    grid = LnhgGeneratorConfig(slice_mm=args.slice_mm)  # both branches' grid: 1.25 mm, slice_mm, HU -1000..400
     cases, record = cases_for_run(grid, args, dist)
     trained = train_generator(args, dist, cases) if args.branch == "generator" else train_detector(args, dist, cases)
     model, config = trained.pop("model"), trained.pop("config")

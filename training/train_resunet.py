@@ -132,9 +132,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.crop == 64:  # the shared default: this model's windows are larger (2D is cheap)
         args.crop = 128 if args.stage == "lungs" else 96
+    if args.stage == "lungs":
+        args.validation = 0  # the tumour validation chests say nothing of the lungs: the last weights
 
     dist = start(args)
-    config = LUNG_CONFIG if args.stage == "lungs" else TUMOR_CONFIG
+    config = LUNG_CONFIG if args.stage == "lungs" else replace(TUMOR_CONFIG, slice_mm=args.slice_mm)
     if args.stage == "lungs":
         cases = lung_cases(config, args.synthetic, dist, args.cache, args.seed)
         record = {"synthetic": args.synthetic, "real": ["cip_chest64"], "excluded": None}
@@ -147,7 +149,7 @@ def main(argv=None) -> int:
     info = train_segmenter(model, cases, args, dist, record, loss_at=lambda step: loss,
                            augment=augmentation(args.seed + dist.rank, flip=args.stage == "tumor"),
                            magnify=0.0 if args.stage == "lungs" else 0.3)
-    return finish(args, dist, info, "resunet", config, "resunet.md")
+    return finish(args, dist, info, "resunet", model.config, "resunet.md")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class LnhgGeneratorConfig:
     widths: tuple[int, int, int, int] = (32, 64, 128, 256)  # the paper's
     window_slices: int = 3  # the paper's 3-slice volumes
     pixel_mm: float = 1.25
+    slice_mm: float | None = None  # slice spacing the CT is resampled to; None: the CT's own slices
     hu_window: tuple[float, float] = (-1000.0, 400.0)
     # on the generated nodule image (0..1): the candidate mask. The paper gives none (its code
     # renders > 0); 0.15 is the best of 0.05-0.4 on validation chests (synthetic seeds 9101-9103)

@@ -48,6 +48,7 @@ class NoduleDetectorConfig:
     anchor_sizes: tuple[int, ...] = (8, 16, 32, 64, 128)  # px at pixel_mm
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # the paper's
     pixel_mm: float = 1.25
+    slice_mm: float | None = None  # slice spacing the CT is resampled to; None: the CT's own slices
     hu_window: tuple[float, float] = (-1000.0, 400.0)
     score_threshold: float = 0.5  # the authors' confidence
     nms_iou: float = 0.3  # the authors' NMS at inference
@@ -59,6 +60,8 @@ class NoduleDetectorConfig:
         if not self.aspect_ratios or not all(r > 0 for r in self.aspect_ratios):
             raise ValueError(f"aspect_ratios must be one or more positive numbers, got {tuple(self.aspect_ratios)}")
         check_positive("pixel_mm", self.pixel_mm)
+        if self.slice_mm is not None:
+            check_positive("slice_mm", self.slice_mm)
         check_hu_window(self.hu_window)
         check_fraction("score_threshold", self.score_threshold)
         check_fraction("nms_iou", self.nms_iou)

@@ -40,6 +40,7 @@ class ResUNetConfig:
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)  # encoder blocks 1-3, then the bridge
     window_slices: int = 1  # 2D
     pixel_mm: float = 1.25  # in-plane spacing the CT is resampled to
+    slice_mm: float | None = None  # slice spacing the CT is resampled to; None: the CT's own slices
     hu_window: tuple[float, float] = (-1000.0, 400.0)  # a lung window (the paper's liver window: -100, 400)
     equalisation: tuple[float, ...] = IDENTITY_CURVE  # the cumulative histogram at evenly spaced knots
     threshold: float = 0.5

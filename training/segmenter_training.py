@@ -254,7 +254,7 @@ def train_segmenter(model: torch.nn.Module, cases: list[GridCase], args, dist, l
             info["validation_dice"] = round(stopping.last_dice, 4) if validation is not None else None
         if validation is not None:
             model.config = choose_threshold(model, validation)
-        info["threshold"] = model.config.threshold
+        info["threshold"], info["dilation_radius"] = model.config.threshold, model.config.dilation_radius
         info["sha256"] = export_safetensors(model, args.out / "model.safetensors")
         info["config"] = model.config.as_dict()
         (args.out / "training.json").write_text(json.dumps(info, indent=2))
@@ -262,17 +262,18 @@ def train_segmenter(model: torch.nn.Module, cases: list[GridCase], args, dist, l
 
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+DILATION_RADII = (0, 1, 2, 3)  # model pixels; 3 is seed paper 001's
 
 
 def choose_threshold(model, validation):
-    """The model's config with the threshold of the best Dice on the validation windows (never
-    on a scored case)."""
+    """The model's config with the threshold and dilation of the best Dice on the validation
+    windows (never on a scored case)."""
     from dataclasses import replace
 
-    from segmenter_validation import dice_on
+    from segmenter_validation import choose_post_processing
 
-    best = max(THRESHOLDS, key=lambda t: dice_on(model, validation, t))
-    return replace(model.config, threshold=best)
+    threshold, radius, _ = choose_post_processing(model, validation, THRESHOLDS, DILATION_RADII)
+    return replace(model.config, threshold=threshold, dilation_radius=radius)
 
 
 def resume(args, model, optimiser, stopping) -> int:
@@ -320,10 +321,10 @@ def record_validation(model, step: int, validation, heldout, stopping, log, args
     from safetensors.torch import save_file
     from segmenter_validation import dice_on
 
-    dice = dice_on(model, validation, model.config.threshold)
+    dice = dice_on(model, validation, THRESHOLDS)
     values = {"step": step, "validation_dice": round(dice, 4)}
     if heldout is not None:
-        values[f"heldout_{heldout.name}_dice"] = round(dice_on(model, heldout, model.config.threshold), 4)
+        values[f"heldout_{heldout.name}_dice"] = round(dice_on(model, heldout, THRESHOLDS), 4)
     log.write(**values)
     stop = stopping.update(model, step, dice) and args.select == "best"
     if stopping.best_step == step:
@@ -333,7 +334,7 @@ def record_validation(model, step: int, validation, heldout, stopping, log, args
 
 
 # what a segmenter's registry entry records of its training
-TRAINING_KEYS = ("steps", "best_step", "validation_dice", "threshold", "batch", "crop", "processes", "seconds",
+TRAINING_KEYS = ("steps", "best_step", "validation_dice", "threshold", "dilation_radius", "batch", "crop", "processes", "seconds",
                  "synthetic", "real", "excluded", "initialised_from", "rounds", "dice_steps", "focal_steps")
 
 

@@ -206,3 +206,19 @@ def test_cli_tumor_r3d_dense_unet(tmp_path, data, lung1):
     proc = run_cli("run", ct_path, "--out", again, "--seeds", seeds, "--tumor", "r3d-dense-unet", "--weights", other)
     assert proc.returncode == 2 and "do not fit" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not again.exists()
+
+
+def test_with_lungs_a_seeded_mask_keeps_to_their_neighbourhood():
+    spacing = (2.5, 1.25, 1.25)
+    hu = np.full((24, 96, 96), -850.0, np.float32)
+    lungs = np.zeros(hu.shape, bool)
+    lungs[:, :, :60] = True  # the lung; beyond i = 60 the mediastinum
+    hu[6:18, 30:60, 40:80] = 40.0  # a mass against the mediastinum, running on into it at the same HU
+    geometry = VolumeGeometry(size=(96, 96, 24), spacing=spacing[::-1], origin=(0.0, 0.0, 0.0))
+    model = _Intensity()
+    kept = segment_tumor_deep(model, hu, geometry, [(12, 45, 50)], lungs).mask
+    assert kept[12, 45, 50] and kept[:, :, 40:60].any()
+    assert not kept[:, :, 65:].any()  # over 5 mm from the lung
+    assert segment_tumor_deep(model, hu, geometry, [(12, 45, 50)]).mask[:, :, 65:].any()  # no lungs: all of it
+    outside = segment_tumor_deep(model, hu, geometry, [(12, 45, 75)], lungs).mask  # clicked in the mediastinum
+    assert outside[:, :, 65:].any()

@@ -108,13 +108,20 @@ def test_training_runs_dice_then_focal_rounds(tmp_path):
 
 def test_shipped_models_and_the_ensemble():
     entries = registry()
-    assert entries["dense-highres3dnet"]["architecture"] == "ensemble"
-    assert entries["dense-highres3dnet"]["members"] == ["dense-highres3dnet-v1", "dense-highres3dnet-v2"]
-    ensemble = load_model("dense-highres3dnet")
+    # --tumor dense-highres3dnet: v1 trained on the real-like chests, with its leave-one-out folds
+    assert entries["dense-highres3dnet"]["architecture"] == "dense-highres3dnet"
+    assert entries["dense-highres3dnet"]["config"]["slice_mm"] == 2.0
+    assert set(entries["dense-highres3dnet"]["training"]["real"]) == {"lung1", "LIDC-IDRI-0001"}
+    assert entries["dense-highres3dnet-without-lung1"]["training"]["real"] == ["LIDC-IDRI-0001"]
+    assert entries["dense-highres3dnet-synthetic"]["training"]["real"] == []
+    # the paper's v1 + v2 ensemble (issue 20's synthetic-only training) stays, for the bench
+    assert entries["dense-highres3dnet-v1v2"]["architecture"] == "ensemble"
+    assert entries["dense-highres3dnet-v1v2"]["members"] == ["dense-highres3dnet-v1", "dense-highres3dnet-v2"]
+    ensemble = load_model("dense-highres3dnet-v1v2")
     assert [m.config.version for m in ensemble.members] == [1, 2]
     assert not load_model("dense-highres3dnet-v1-plain-sampling").config.use_dense_sampling
     with pytest.raises(InputError, match="ensemble"):
-        load_model("dense-highres3dnet", weights=entries["dense-highres3dnet-v1"]["weights"])
+        load_model("dense-highres3dnet-v1v2", weights=entries["dense-highres3dnet-v1"]["weights"])
 
 
 def test_cli_tumor_dense_highres3dnet(tmp_path, data):
@@ -131,11 +138,12 @@ def test_cli_tumor_dense_highres3dnet(tmp_path, data):
                    "--tumor", "dense-highres3dnet", "--recon", "none")
     assert proc.returncode == 0, proc.stderr
     tumor = json.loads((out / "report.json").read_text())["methods"]["tumor"]
-    assert tumor["name"] == "dense-highres3dnet" and tumor["parameters"]["threshold"] == 0.5
-    assert tumor["parameters"]["weights"] == "dense-highres3dnet-v1 + dense-highres3dnet-v2"
-    # --weights cannot replace an ensemble: refused before any work, one line, exit 2
+    assert tumor["name"] == "dense-highres3dnet"
+    assert tumor["parameters"]["threshold"] == registry()["dense-highres3dnet"]["config"]["threshold"]
+    assert tumor["parameters"]["weights"] == "dense-highres3dnet.safetensors"
+    # a weights file that is not there: refused before any work, one line, exit 2
     again = tmp_path / "again"
     proc = run_cli("run", data / "lidc_idri_0001" / "dicom", "--out", again, "--seeds", seeds, "--tumor",
                    "dense-highres3dnet", "--weights", tmp_path / "any.safetensors")
-    assert proc.returncode == 2 and "ensemble" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.returncode == 2 and "not found" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not again.exists()

@@ -154,7 +154,7 @@ def test_bad_cases_are_refused_by_name_before_anything_is_written(tmp_path):
             finetune("r3d-dense-unet", folder, out, steps=2)
         assert not out.exists()
     with pytest.raises(UnavailableError, match="ensemble of dense-highres3dnet-v1 and dense-highres3dnet-v2"):
-        finetune("dense-highres3dnet", unpaired, out)
+        finetune("dense-highres3dnet-v1v2", unpaired, out)
     with pytest.raises(InputError, match="positive number of steps"):
         finetune("resunet", unpaired, out, steps=0)
 
@@ -175,7 +175,7 @@ def test_cancel_stops_the_fine_tuning_child_and_nothing_is_written(cases_dir, tm
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the child's torch: one thread, as every test here
 
     with pytest.raises(UnavailableError, match="ensemble"):  # refused at start, no child
-        FinetuneJob(FinetuneRequest("dense-highres3dnet", str(cases_dir), str(tmp_path / "x"))).start()
+        FinetuneJob(FinetuneRequest("dense-highres3dnet-v1v2", str(cases_dir), str(tmp_path / "x"))).start()
     out = tmp_path / "adapted"
     job = FinetuneJob(FinetuneRequest("r3d-dense-unet", str(cases_dir), str(out), steps=100000,
                                       validation="training", device="cpu")).start()

@@ -34,7 +34,7 @@ from LungTumorReconLib.tumor.deep import segment_tumor_deep
 BENCH_SEEDS = tuple(range(9101, 9111))
 UNSEEDED_SEEDS = BENCH_SEEDS[:4]
 CLICKS = 5
-METHODS = ("r3d-dense-unet", "dense-highres3dnet (ensemble)", "resunet")
+METHODS = ("r3d-dense-unet", "dense-highres3dnet", "resunet")
 
 
 @functools.cache

@@ -39,7 +39,8 @@ DEEP = {  # method label -> (registry model, config overrides)
     "r3d-dense-unet": ("r3d-dense-unet", {}),
     "r3d-dense-unet paper dilation": ("r3d-dense-unet", {"dilation_radius": 3}),  # the paper's 7x7 disk
     "r3d-dense-unet no-convlstm": ("r3d-dense-unet-no-convlstm", {}),
-    "dense-highres3dnet (ensemble)": ("dense-highres3dnet", {}),
+    "dense-highres3dnet": ("dense-highres3dnet", {}),  # v1 on the real-like chests and the real cases
+    "dense-highres3dnet v1+v2 (issue 20)": ("dense-highres3dnet-v1v2", {}),  # the paper's ensemble, synthetic only
     "dense-highres3dnet-v1": ("dense-highres3dnet-v1", {}),
     "dense-highres3dnet-v2": ("dense-highres3dnet-v2", {}),
     "dense-highres3dnet-v1 plain sampling": ("dense-highres3dnet-v1-plain-sampling", {}),  # no DDC / DUC

@@ -22,6 +22,7 @@ rotation, translation, noise and horizontal flip (cropping is the window sampler
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -142,7 +143,11 @@ def main(argv=None) -> int:
         record = {"synthetic": args.synthetic, "real": ["cip_chest64"], "excluded": None}
     else:
         cases, record = cases_for_run(config, args, dist)
-    config = replace(config, equalisation=histogram_curve(cases, dist))
+    base = args.init.parent / "training.json" if args.init else None
+    if base is not None and base.is_file():  # a fine-tune keeps the curve its starting weights learnt with
+        config = replace(config, equalisation=tuple(json.loads(base.read_text())["config"]["equalisation"]))
+    else:
+        config = replace(config, equalisation=histogram_curve(cases, dist))
     torch.manual_seed(args.seed)  # the same initial weights in every process
     model = ResUNet(config).to(dist.device)
     loss = dice_loss(config.out_channels)

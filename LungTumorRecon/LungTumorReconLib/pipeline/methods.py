@@ -19,7 +19,8 @@ DEEP_TUMOR_METHODS = ("r3d-dense-unet", "lnhg", "resunet", "dense-highres3dnet",
                       "dense-highres3dnet-v2")
 DEEP_TUMOR_MODELS = {  # --tumor method -> shipped registry model
     "r3d-dense-unet": "r3d-dense-unet",
-    "dense-highres3dnet": "dense-highres3dnet",  # the ensemble of v1 and v2 (the paper's final model)
+    # v1 trained on the real-like chests and the real cases; -v1 and -v2 are issue 20's (synthetic only)
+    "dense-highres3dnet": "dense-highres3dnet",
     "dense-highres3dnet-v1": "dense-highres3dnet-v1",
     "dense-highres3dnet-v2": "dense-highres3dnet-v2",
     "resunet": "resunet-tumor",  # the tumour stage; its organ stage is --lungs resunet

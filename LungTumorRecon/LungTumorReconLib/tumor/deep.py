@@ -12,8 +12,9 @@
    region (MONAI ``sliding_window_inference``); overlapping probabilities average.
 4. Probabilities back on the CT's grid; threshold; in-plane dilation by a disk of the
    model's radius in model pixels (seed paper 001's post-processing; radius 0 turns it off).
-5. With a seed, the connected component at the seed (or nearest it, within 10 mm); without,
-   every component that touches the lungs.
+5. With a seed, the connected component at the seed (or nearest it, within 10 mm), kept to
+   within ``LUNG_REACH_MM`` of the lungs when there are lungs (and the seed is that close);
+   without a seed, every component that touches the lungs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ SEED_BOX_MM = (84.0, 84.0, 84.0)
 FIRST_SEED_BOX_MM = (36.0, 40.0, 40.0)
 LUNG_MARGIN_MM = 10.0
 SEED_REACH_MM = 10.0  # a component this close to the seed still counts as the seed's
+# With a seed, the mask keeps to voxels this close to the lungs: a mass against the mediastinum or
+# the chest wall otherwise runs on into the heart or the muscle, which look the same on CT.
+# Chosen on the validation chests (generator seeds 5000-5005): large attached masses 0.19-0.63
+# Dice unrestricted, 0.66-0.88 restricted; no tumour lost any.
+LUNG_REACH_MM = 5.0
 
 
 @dataclass
@@ -149,6 +155,19 @@ def _component_at(mask: np.ndarray, kji, spacing_kji) -> np.ndarray:
     return labels == labels[k[at], j[at], i[at]]
 
 
+def _near_lungs(local: np.ndarray, lungs: np.ndarray, box: tuple[slice, ...], at, spacing_kji) -> np.ndarray:
+    """``local`` (the mask in ``box``) less what lies over ``LUNG_REACH_MM`` from the lungs,
+    unless the seed ``at`` itself lies that far out (a mass clicked outside the lungs keeps all)."""
+    pad = [int(np.ceil(LUNG_REACH_MM / s)) + 1 for s in spacing_kji]
+    outer = tuple(slice(max(0, b.start - p), min(n, b.stop + p)) for b, p, n in zip(box, pad, lungs.shape))
+    if not lungs[outer].any():
+        return local
+    distance = ndi.distance_transform_edt(~lungs[outer], sampling=spacing_kji)
+    inner = tuple(slice(b.start - o.start, b.start - o.start + (b.stop - b.start)) for b, o in zip(box, outer))
+    near = distance[inner] <= LUNG_REACH_MM
+    return local & near if near[at] else local
+
+
 def _reaches_inner_edge(component: np.ndarray, box: tuple[slice, ...], shape) -> bool:
     """Whether ``component`` touches a face of ``box`` that lies inside the volume (a face on
     the volume's own edge cannot grow)."""
@@ -233,7 +252,10 @@ def segment_tumor_in_regions(segment: RegionSegmenter, hu: np.ndarray, geometry:
             for half_mm in (FIRST_SEED_BOX_MM, SEED_BOX_MM):
                 box = box_around(kji, half_mm, spacing_kji, hu.shape)
                 local, prob = segment(hu[box], spacing_kji)
-                component = _component_at(local, tuple(int(c - b.start) for c, b in zip(kji, box)), spacing_kji)
+                at = tuple(int(c - b.start) for c, b in zip(kji, box))
+                if has_lungs:
+                    local = _near_lungs(local, lungs, box, at, spacing_kji)
+                component = _component_at(local, at, spacing_kji)
                 if not _reaches_inner_edge(component, box, hu.shape):
                     break
             np.maximum(probability[box], prob, out=probability[box])

@@ -225,3 +225,10 @@ def test_the_scene_layer_saves_the_ct_and_its_corrected_tumour(tmp_path):
     assert again.name == "chest_7_2.nrrd"  # a second save never replaces the first
     scene.close()
 
+
+
+def test_a_base_or_fold_of_a_method_network_can_be_adapted():
+    from LungTumorReconLib.finetune.training import resolve_model
+
+    assert resolve_model("r3d-dense-unet-synthetic")[:2] == ("r3d-dense-unet", "r3d-dense-unet-synthetic")
+    assert resolve_model("dense-highres3dnet-without-lung1")[0] == "dense-highres3dnet"

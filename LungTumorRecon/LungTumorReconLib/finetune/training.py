@@ -121,10 +121,21 @@ def resolve_model(name: str) -> tuple[str, str, dict]:
                                f"({', '.join(m for m in members if m in methods.DEEP_TUMOR_MODELS) or supported})",
                                option="model")
     method = next((m for m, n in finetunable_models().items() if n == registry_name), None)
+    if method is None and entry is not None:  # another registry model (a fold, a base) of a method's network
+        method = next((m for m, n in finetunable_models().items() if _same_network(entries.get(n), entry)), None)
     if entry is None or method is None:
         what = f"of architecture {entry['architecture']}" if entry is not None else "not a deep tumour model"
         raise UnavailableError(f"{name!r} is {what}; fine-tuning supports {supported}", option="model")
     return method, registry_name, entry
+
+
+def _same_network(a: dict | None, b: dict) -> bool:
+    """Whether two registry entries hold the same network (architecture and configuration, the
+    post-processing aside): then one's weights load into the other's method."""
+    loose = ("threshold", "dilation_radius")
+    return (a is not None and a["architecture"] == b["architecture"]
+            and {k: v for k, v in a["config"].items() if k not in loose}
+            == {k: v for k, v in b["config"].items() if k not in loose})
 
 
 def _freeze_norm(model) -> None:

@@ -23,7 +23,7 @@ from scipy import ndimage as ndi
 
 from LungTumorReconLib.coordinates import VolumeGeometry, check_same_shape
 from LungTumorReconLib.surface.marching_cubes import check_mask
-from LungTumorReconLib.surface.shape_interpolation import signed_distance_mm
+from LungTumorReconLib.surface.shape_interpolation import distance_on_tumour_grid, tumour_grid  # noqa: F401
 
 if TYPE_CHECKING:
     import torch
@@ -47,52 +47,16 @@ def normalised_hu(hu: np.ndarray) -> np.ndarray:
     return np.clip((hu - LUNG_HU) / (TUMOR_HU - LUNG_HU), -0.5, 1.5).astype(np.float32)
 
 
-def tumour_grid(mask: np.ndarray, geometry: VolumeGeometry, min_size: int = 64, max_size: int = 128
-                ) -> tuple[VolumeGeometry, np.ndarray, np.ndarray]:
-    """The cubic grid over the tumour: (geometry, first voxel in thick IJK, step in thick IJK).
-
-    Its voxels are as fine as the CT's in-plane spacing (so a large tumour keeps its in-plane
-    detail), with at least ``min_size`` and at most ``max_size`` per side, a multiple of 8
-    (the generator halves the grid three times)."""
-    spacing_ijk = np.asarray(geometry.spacing, dtype=float)
-    nz = np.argwhere(mask)[:, ::-1]  # (i, j, k)
-    lo, hi = nz.min(axis=0), nz.max(axis=0)
-    centre = (lo + hi) / 2.0
-    margin = np.array([3.0, 3.0, 3.0]) + np.array([0.0, 0.0, spacing_ijk[2]])  # a slice beyond each end
-    extent_mm = (hi - lo + 1) * spacing_ijk + 2 * margin
-    side = float(extent_mm.max())
-    size = int(np.clip(np.ceil(side / spacing_ijk[:2].min()), min_size, max_size))
-    size = int(np.ceil(size / 8) * 8)
-    step_mm = side / size
-    step_ijk = step_mm / spacing_ijk
-    start_ijk = centre - step_ijk * (size - 1) / 2.0
-    origin = geometry.ijk_to_lps(start_ijk)
-    grid = VolumeGeometry(size=(size,) * 3, spacing=(step_mm,) * 3, origin=tuple(float(v) for v in origin),
-                          direction=geometry.direction)
-    return grid, start_ijk, step_ijk
-
-
 def prepare_inputs(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, min_size: int = 64,
                    max_size: int = 128) -> GanInputs:
-    if not mask.any():
-        raise ValueError("empty mask: no surface to build")
-    grid, start, step = tumour_grid(mask, geometry, min_size, max_size)
-    g = grid.size[0]
-    ii = start[0] + step[0] * np.arange(g)
-    jj = start[1] + step[1] * np.arange(g)
-    kk = start[2] + step[2] * np.arange(g)
-    # the signed distance on the thick grid, cropped with room around the grid
+    """The network's inputs for a thick-slice mask and its CT: see the module's docstring."""
     pad = 3
-    lo = np.maximum(np.floor([kk[0], jj[0], ii[0]]).astype(int) - pad, 0)
-    hi = np.minimum(np.ceil([kk[-1], jj[-1], ii[-1]]).astype(int) + pad + 1, mask.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    padded = np.zeros(tuple(hi - lo + 2 * pad), dtype=bool)  # beyond the volume's edge is outside
-    padded[pad:-pad, pad:-pad, pad:-pad] = mask[box]
-    phi = signed_distance_mm(padded, tuple(geometry.spacing[::-1]))
-    hu_crop = np.pad(normalised_hu(hu[box]), pad, mode="edge")
-    origin = lo - pad
-    kc, jc, ic = np.meshgrid(kk - origin[0], jj - origin[1], ii - origin[2], indexing="ij")
-    distance_mm = ndi.map_coordinates(phi, [kc, jc, ic], order=3, mode="nearest")
+    d = distance_on_tumour_grid(mask, geometry, min_size, max_size, pad=pad)
+    grid, padded, phi = d.grid, d.padded, d.phi
+    hu_crop = np.pad(normalised_hu(hu[d.box]), pad, mode="edge")
+    kk, jj, ii = d.axes()
+    kc, jc, ic = np.meshgrid(kk, jj, ii, indexing="ij")
+    distance_mm = d.distance_mm
     distance = distance_mm / grid.spacing[0]
     # HU of the slice each voxel lies in (nearest in k, linear in-plane), only within a slice
     # thickness of the mask's edge, where partial volume tells where the edge is; farther
@@ -108,7 +72,7 @@ def prepare_inputs(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, m
     fraction = np.linspace(0.0, 1.0, SLICE_SIZE)
     j_slice = jj[0] + (jj[-1] - jj[0]) * fraction
     i_slice = ii[0] + (ii[-1] - ii[0]) * fraction
-    j2, i2 = np.meshgrid(j_slice - origin[1], i_slice - origin[2], indexing="ij")
+    j2, i2 = np.meshgrid(j_slice, i_slice, indexing="ij")
     slices = np.empty((len(k_range), 2, SLICE_SIZE, SLICE_SIZE), dtype=np.float32)
     for n, k in enumerate(k_range):
         slices[n, 0] = ndi.map_coordinates(padded[k].astype(np.float32), [j2, i2], order=1, mode="constant")
@@ -117,13 +81,33 @@ def prepare_inputs(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, m
     return GanInputs(slices, volume, grid)
 
 
-def truth_on_grid(truth: np.ndarray, truth_geometry: VolumeGeometry, grid: VolumeGeometry) -> np.ndarray:
-    """A fine truth mask resampled (linear, > 0.5) onto the GAN grid: the training target."""
+def grid_points_kji(geometry: VolumeGeometry, grid: VolumeGeometry) -> np.ndarray:
+    """The GAN grid's voxel centres as (k, j, i) coordinates on ``geometry``'s grid.
+
+    Parameters
+    ----------
+    geometry : VolumeGeometry
+        The grid to express the points on (e.g. a truth's).
+    grid : VolumeGeometry
+        The cubic GAN grid.
+
+    Returns
+    -------
+    ndarray
+        (3, G³) float: k, j and i of each grid voxel, in the grid's (k, j, i) order.
+    """
     g = grid.size[0]
     idx = np.stack(np.meshgrid(*(np.arange(g),) * 3, indexing="ij"), axis=-1).reshape(-1, 3)[:, ::-1]  # (i, j, k)
     lps = grid.ijk_to_lps(idx.astype(float))
-    ijk = np.linalg.solve(truth_geometry.ijk_to_lps_matrix()[:3, :3], (lps - np.asarray(truth_geometry.origin)).T)
-    values = ndi.map_coordinates(truth.astype(np.float32), ijk[::-1], order=1, mode="constant")
+    ijk = np.linalg.solve(geometry.ijk_to_lps_matrix()[:3, :3], (lps - np.asarray(geometry.origin)).T)
+    return ijk[::-1]
+
+
+def truth_on_grid(truth: np.ndarray, truth_geometry: VolumeGeometry, grid: VolumeGeometry) -> np.ndarray:
+    """A fine truth mask resampled (linear, > 0.5) onto the GAN grid: the training target."""
+    g = grid.size[0]
+    values = ndi.map_coordinates(truth.astype(np.float32), grid_points_kji(truth_geometry, grid), order=1,
+                                 mode="constant")
     return values.reshape(g, g, g) > 0.5
 
 

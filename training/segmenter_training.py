@@ -150,6 +150,19 @@ def augmentation(seed: int):
     return transform
 
 
+def padded_window(case: GridCase, centre, extent) -> tuple[np.ndarray, np.ndarray]:
+    """The (image, label) window of ``extent`` centred at ``centre``, float32, padded with air (0)
+    beyond the case's edges."""
+    extent = np.asarray(extent)
+    start = np.asarray(centre) - extent // 2
+    image = np.zeros(extent, dtype=np.float32)
+    label = np.zeros(extent, dtype=np.float32)
+    src = tuple(slice(max(a, 0), min(a + e, n)) for a, e, n in zip(start, extent, case.image.shape))
+    dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, start))
+    image[dst], label[dst] = case.image[src], case.label[src]
+    return image, label
+
+
 def sample_window(case: GridCase, slices: int, size: int, rng: np.random.Generator, foreground: float = 0.7,
                   magnify: float = 0.3, max_magnification: float = 3.0):
     """A (slices, size, size) window: centred near a tumour voxel with probability
@@ -165,14 +178,7 @@ def sample_window(case: GridCase, slices: int, size: int, rng: np.random.Generat
         centre = points[rng.integers(len(points))] + rng.integers(-side // 4, side // 4 + 1, size=3) * [0, 1, 1]
     else:
         centre = np.array([rng.integers(n) for n in shape])
-    extent = np.array([slices, side, side])
-    start = centre - extent // 2
-    image = np.zeros(extent, dtype=np.float32)
-    label = np.zeros(extent, dtype=np.float32)
-    src = tuple(slice(max(a, 0), min(a + e, n)) for a, e, n in zip(start, extent, shape))
-    dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, start))
-    image[dst] = case.image[src]
-    label[dst] = case.label[src]
+    image, label = padded_window(case, centre, (slices, side, side))
     if side != size:
         import torch.nn.functional as F
 

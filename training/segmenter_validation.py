@@ -30,6 +30,8 @@ class ValidationSet:
 def fixed_windows(cases, slices: int, crop: int = VALIDATION_CROP) -> tuple[torch.Tensor, torch.Tensor]:
     """A window centred on each tumour (its connected components over 20 voxels, at their
     centroid) and one away from all of them, per case; padded with air."""
+    from segmenter_training import padded_window  # the training sampler's crop
+
     images, labels = [], []
     for case in cases:
         components, n = ndi.label(case.label)
@@ -39,33 +41,10 @@ def fixed_windows(cases, slices: int, crop: int = VALIDATION_CROP) -> tuple[torc
         shape = np.array(case.image.shape)
         centres.append(shape // 2 + np.array([0, 0, shape[2] // 4]))  # a lung-ish window without a tumour centre
         for centre in centres:
-            extent = np.array([slices, crop, crop])
-            start = centre - extent // 2
-            image = np.zeros(extent, np.float32)
-            label = np.zeros(extent, np.float32)
-            src = tuple(slice(max(a, 0), min(a + e, n)) for a, e, n in zip(start, extent, shape))
-            dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, start))
-            image[dst], label[dst] = case.image[src], case.label[src]
+            image, label = padded_window(case, centre, (slices, crop, crop))
             images.append(image)
             labels.append(label)
     return torch.from_numpy(np.stack(images))[:, None], torch.from_numpy(np.stack(labels))[:, None]
-
-
-def dice_by_threshold(model: torch.nn.Module, validation: ValidationSet, thresholds, batch: int = 2) -> dict:
-    """Dice of the thresholded probability over all the set's windows pooled, at each threshold."""
-    was_training = model.training
-    model.eval()
-    overlap = {t: 0.0 for t in thresholds}
-    total = dict(overlap)
-    with torch.inference_mode():
-        for start in range(0, len(validation.images), batch):
-            p = torch.sigmoid(model(validation.images[start:start + batch]))
-            y = validation.labels[start:start + batch] > 0.5
-            for t in thresholds:
-                overlap[t] += float((p >= t)[y].sum())
-                total[t] += float((p >= t).sum() + y.sum())
-    model.train(was_training)
-    return {t: 2.0 * overlap[t] / total[t] if total[t] else 1.0 for t in thresholds}
 
 
 def choose_post_processing(model: torch.nn.Module, validation: ValidationSet, thresholds, radii,
@@ -99,7 +78,7 @@ def choose_post_processing(model: torch.nn.Module, validation: ValidationSet, th
 def dice_on(model: torch.nn.Module, validation: ValidationSet, thresholds) -> float:
     """The best pooled Dice over ``thresholds``: the validation score, which a shift of the
     network's calibration between losses (Dice, focal) does not swing."""
-    return max(dice_by_threshold(model, validation, thresholds).values())
+    return choose_post_processing(model, validation, thresholds, radii=(0,))[2]
 
 
 @dataclass

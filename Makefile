@@ -5,8 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Offscreen rendering (3d.png, the web app's views) uses EGL with Mesa's software driver;
-# the web app's tests drive Debian's chromium through its chromedriver.
-DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri chromium chromium-driver
+# the web app's tests drive Debian's chromium through its chromedriver; the DICOM tests start
+# a real Orthanc (with its DICOMweb plugin) and check objects with dciodvfy (dicom3tools).
+DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri chromium chromium-driver orthanc orthanc-dicomweb dicom3tools
 
 .PHONY: install system-packages demo app test bench clean cmake-lists
 
@@ -40,7 +41,7 @@ test: install
 
 # Each script's tables go to out/bench/NN-name.md under a line naming the commit it ran at;
 # docs/results.md is then written from them whole.
-BENCH_SCRIPTS := 1-lungs:bench_lungs 2-tumor:bench_tumor 3-recon:bench_recon 4-deep-tumor:bench_deep_tumor 5-memory:bench_memory 6-deep-real:bench_deep_real 7-finetune:bench_finetune
+BENCH_SCRIPTS := 1-lungs:bench_lungs 2-tumor:bench_tumor 3-recon:bench_recon 4-deep-tumor:bench_deep_tumor 5-memory:bench_memory 6-deep-real:bench_deep_real 7-finetune:bench_finetune 8-dicom:bench_dicom
 
 bench: install
 	@mkdir -p out/bench

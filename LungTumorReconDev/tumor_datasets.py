@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.dicom.masks import read_dicom_segments
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.io.ct import read_ct, read_label_on_grid
-from LungTumorReconLib.lungs.snake import fill_polygon
+from LungTumorReconLib.io.seeds import TUMOR
 
 
 @dataclass
@@ -56,35 +57,6 @@ def _case(name: str, ct, mask: np.ndarray) -> TumorCase:
 
 # --- NSCLC-Radiomics (DICOM + RTSTRUCT) -------------------------------------------------
 
-def read_rtstruct_roi(rtstruct: str | Path, geometry: VolumeGeometry, roi_name: str = "GTV-1") -> np.ndarray:
-    """The RTSTRUCT's ROI ``roi_name`` filled on the CT grid (k, j, i)."""
-    import pydicom
-
-    path = Path(rtstruct)
-    try:
-        ds = pydicom.dcmread(str(path))
-    except Exception as exc:  # pydicom raises many types for a file that is not DICOM
-        raise InputError(f"not a readable DICOM file ({str(exc).splitlines()[0]})", path) from None
-    if getattr(ds, "Modality", "") != "RTSTRUCT":
-        raise InputError("not an RTSTRUCT", path)
-    numbers = {str(r.ROIName).strip(): int(r.ROINumber) for r in getattr(ds, "StructureSetROISequence", [])}
-    if roi_name not in numbers:
-        raise InputError(f"no ROI {roi_name!r} in the RTSTRUCT (it has: {', '.join(sorted(numbers)) or 'none'})", path)
-    mask = np.zeros(geometry.shape_kji, dtype=bool)
-    for roi in getattr(ds, "ROIContourSequence", []):
-        if int(roi.ReferencedROINumber) != numbers[roi_name]:
-            continue
-        for contour in getattr(roi, "ContourSequence", []):
-            points = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)
-            if len(points) < 3:
-                continue
-            kji = geometry.lps_to_kji(points)
-            k = int(np.rint(np.median(kji[:, 0])))
-            if 0 <= k < mask.shape[0]:
-                mask[k] ^= fill_polygon(kji[:, 1:], mask.shape[1:])
-    return mask
-
-
 def find_rtstruct(folder: str | Path) -> Path:
     """The RTSTRUCT file under ``folder`` (searched recursively)."""
     import pydicom
@@ -104,7 +76,8 @@ def read_nsclc_radiomics_case(patient_folder: str | Path, roi_name: str = "GTV-1
     """A patient folder of NSCLC-Radiomics: its CT series and its RTSTRUCT's ``GTV-1``."""
     folder = Path(patient_folder)
     ct = read_ct(folder)  # the CT series; RTSTRUCT and other objects are skipped
-    mask = read_rtstruct_roi(find_rtstruct(folder), ct.geometry, roi_name)
+    rtstruct = find_rtstruct(folder)
+    mask = read_dicom_segments(rtstruct, ct, roi=roi_name, tumor_only=True)[TUMOR]
     return _case(name or folder.name, ct, mask)
 
 

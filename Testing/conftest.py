@@ -28,6 +28,15 @@ def data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def orthanc(tmp_path_factory):
+    """A local Orthanc PACS (see orthanc.py): ``.dimse``, ``.dicomweb``, ``.rest(path)``; skips without it."""
+    from orthanc import running_orthanc
+
+    with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def chest64(data):
     """cip_chest64: a whole chest CT at about 4 mm, with a lung label map."""
     return read_ct(data / "cip_chest64" / "ct-64.nrrd")

@@ -13,7 +13,6 @@ from LungTumorReconDev.tumor_datasets import (
     read_msd_task06,
     read_nsclc_radiomics_case,
     read_real_case,
-    read_rtstruct_roi,
     real_like_synthetic_case,
     real_like_tumor_plan,
     synthetic_tumor_case,
@@ -35,12 +34,11 @@ def test_nsclc_rtstruct_gtv_matches_the_published_mask(data):
 
 
 def test_rtstruct_without_the_roi_names_what_it_has(data):
-    rtstruct = find_rtstruct(data / "ibsi_nsclc_crop" / "dicom")
-    geometry = read_ct(data / "ibsi_nsclc_crop" / "dicom" / "image").geometry
+    assert find_rtstruct(data / "ibsi_nsclc_crop" / "dicom").parent.name == "mask"
     with pytest.raises(InputError, match="no ROI 'GTV-2'.*GTV-1"):
-        read_rtstruct_roi(rtstruct, geometry, "GTV-2")
-    with pytest.raises(InputError, match="not an RTSTRUCT"):
-        read_rtstruct_roi(sorted((data / "ibsi_nsclc_crop" / "dicom" / "image").iterdir())[0], geometry)
+        read_nsclc_radiomics_case(data / "ibsi_nsclc_crop" / "dicom", roi_name="GTV-2")
+    with pytest.raises(InputError, match="no RTSTRUCT"):
+        find_rtstruct(data / "ibsi_nsclc_crop" / "dicom" / "image")
 
 
 def test_lidc_consensus_matches_the_reader_votes(data):

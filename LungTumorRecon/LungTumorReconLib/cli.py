@@ -53,9 +53,10 @@ class _Progress:
 # Each PipelineOptions field (and batch's jobs) by its flag, for errors that name an option.
 FLAGS = {"lungs": "--lungs", "tumor": "--tumor", "recon": "--recon", "device": "--device", "weights": "--weights",
          "recon_weights": "--recon-weights", "seeds_path": "--seeds", "tumor_mask_path": "--tumor-mask",
-         "lungs_from": "--lungs-from", "lung_correction": "--lung-correction", "tumor_per_slice": "--tumor-per-slice",
-         "memory_check": "--skip-memory-check", "jobs": "--jobs", "model": "MODEL", "steps": "--steps",
-         "max_minutes": "--minutes", "validation": "--validation"}
+         "lungs_from": "--lungs-from", "lung_correction": "--lung-correction", "roi": "--roi",
+         "tumor_per_slice": "--tumor-per-slice", "memory_check": "--skip-memory-check", "jobs": "--jobs",
+         "model": "MODEL", "steps": "--steps", "max_minutes": "--minutes", "validation": "--validation",
+         "timeout_s": "--timeout", "calling_aet": "--aet"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--ref-threshold", type=float, default=None, help="reference voxels >= T count (vote maps); default: > 0"
     )
+    pacs = "AET@HOST:PORT (DIMSE) or http(s)://HOST/.../dicom-web (DICOMweb)"
+    send = sub.add_parser("send", help="send a results folder's DICOM files (SEG, SR) to a PACS")
+    send.add_argument("folder", metavar="DIR", help="results folder of run: its *.dcm files are sent")
+    send.add_argument("--to", required=True, metavar="ADDRESS", help=f"the PACS: {pacs}")
+    fetch = sub.add_parser("fetch", help="fetch a study's CT series from a PACS into a folder, ready for run")
+    fetch.add_argument("study_uid", metavar="STUDY_UID", help="the StudyInstanceUID")
+    fetch.add_argument("--from", dest="source", required=True, metavar="ADDRESS", help=f"the PACS: {pacs}")
+    fetch.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
+    fetch.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    for p in (send, fetch):
+        p.add_argument("--aet", default="LUNGTUMORRECON", help="our calling AE title (DIMSE; default: LUNGTUMORRECON)")
+        p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait (default: 30)")
     return parser
 
 
@@ -137,11 +150,15 @@ def _add_method_options(p: argparse.ArgumentParser, per_case: bool = True) -> No
         help="cluster each axial slice of the tumour's neighbourhood on its own, as the paper does (default: in 3D)",
     )
     if per_case:
-        p.add_argument("--tumor-mask", type=Path, help="tumour mask image in the same patient space (voxels > 0)")
+        p.add_argument("--tumor-mask", type=Path, help="tumour mask image in the same patient space (voxels > 0), "
+                       "or a DICOM SEG or RTSTRUCT of the CT's series")
         p.add_argument(
             "--lungs-from", type=Path, metavar="SEG",
-            help="start from the lungs (and tumour) of an existing segmentation.seg.nrrd instead of computing them",
+            help="start from the lungs (and tumour) of an existing segmentation.seg.nrrd, DICOM SEG or RTSTRUCT "
+            "instead of computing them",
         )
+        p.add_argument("--roi", metavar="NAME",
+                       help="RTSTRUCT ROI or SEG segment label to read from --tumor-mask / --lungs-from")
         p.add_argument(
             "--lung-correction", type=Path, metavar="FILE",
             help="corrected contour of one lung on one slice (markups closed curve .mrk.json named 'right lung' or "
@@ -157,6 +174,8 @@ def _add_method_options(p: argparse.ArgumentParser, per_case: bool = True) -> No
                    help="run even when the estimated peak memory is above what the machine has free")
     p.add_argument("--recon-weights", type=Path, metavar="FILE",
                    help="safetensors weights for --recon gan of the same architecture (default: the shipped model)")
+    p.add_argument("--no-dicom", action="store_true",
+                   help="for a DICOM CT, do not write the DICOM SEG and SR (segmentation.dcm, measurements.dcm)")
 
 
 def _options_from_args(args: argparse.Namespace) -> PipelineOptions:
@@ -172,6 +191,7 @@ def _options_from_args(args: argparse.Namespace) -> PipelineOptions:
         tumor_mask_path=getattr(args, "tumor_mask", None),
         lungs_from=getattr(args, "lungs_from", None),
         lung_correction=getattr(args, "lung_correction", None),
+        roi=getattr(args, "roi", None),
         tumor_per_slice=args.tumor_per_slice,
         memory_check=not args.skip_memory_check,
     )
@@ -202,7 +222,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_pipeline(args.input, options, progress)
     for warning in result.warnings:
         sys.stderr.write(f"warning: {warning}\n")
-    out = write_result(result, args.out, args.overwrite, seeds_path=str(args.seeds) if args.seeds else None, progress=progress)
+    out = write_result(result, args.out, args.overwrite, seeds_path=str(args.seeds) if args.seeds else None,
+                       progress=progress, dicom=not args.no_dicom)
     progress(ProgressEvent(Step.DONE, f"done: {out}"))
     return 0
 
@@ -243,7 +264,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from LungTumorReconLib.pipeline.run import check_options
 
     options = _options_from_args(args)
-    run_args = _run_args(options)
+    run_args = _run_args(options) + (["--no-dicom"] if args.no_dicom else [])
     check_options(options)  # a refused method, device or weights file stops the batch before any case
     results = run_batch(args.input_dir, args.out, run_args, jobs=args.jobs, quiet=args.quiet)
     failed = [r for r in results if r.status == "failed"]
@@ -316,6 +337,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_send(args: argparse.Namespace) -> int:
+    from LungTumorReconLib.dicom.pacs import dicom_files_of_run, parse_address, send_files
+
+    report = send_files(dicom_files_of_run(args.folder), parse_address(args.to), args.aet, args.timeout)
+    for warning in report.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    print(f"sent {report.files} DICOM files to {report.address}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from LungTumorReconLib.dicom.pacs import fetch_study, parse_address
+
+    out = fetch_study(args.study_uid, parse_address(args.source), args.out, args.overwrite, args.aet, args.timeout)
+    print(f"fetched the CT of study {args.study_uid} into {out}; ready for: lungtumorrecon run {out} --out ...")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -326,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     handler = {"run": cmd_run, "demo": cmd_demo, "app": cmd_app, "batch": cmd_batch, "evaluate": cmd_evaluate,
-               "finetune": cmd_finetune}[args.command]
+               "finetune": cmd_finetune, "send": cmd_send, "fetch": cmd_fetch}[args.command]
     try:
         return handler(args)
     except LungTumorReconError as exc:

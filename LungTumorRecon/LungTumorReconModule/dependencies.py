@@ -15,7 +15,10 @@ from slicer.i18n import tr as _
 from LungTumorReconLib.errors import UnavailableError
 
 # Import name of each requirement in Resources/requirements.txt and of the deep methods' packages.
-_IMPORT_NAMES = {"scikit-image": "skimage", "scikit-fuzzy": "skfuzzy", "scikit-learn": "sklearn"}
+_IMPORT_NAMES = {"scikit-image": "skimage", "scikit-fuzzy": "skfuzzy", "scikit-learn": "sklearn",
+                 "dicomweb-client": "dicomweb_client"}
+# DICOM export and PACS transfer, installed when first used (highdicom needs pydicom 3).
+_DICOM_REQUIREMENTS = ["highdicom>=0.28", "pynetdicom>=3.0", "dicomweb-client>=0.60"]
 # What the networks need beside PyTorch (pyproject's "deep" extra; torch comes through PyTorchUtils).
 _DEEP_REQUIREMENTS = ["monai>=1.4", "safetensors>=0.4"]
 
@@ -80,11 +83,14 @@ def ensureTorch() -> None:
         raise UnavailableError("this method needs PyTorch, which was not installed")
 
 
-def ensurePythonDependencies(requirementsPath: str, deep: bool = False) -> None:
-    """The pipeline's packages on first use; with ``deep``, PyTorch and the networks' packages too."""
+def ensurePythonDependencies(requirementsPath: str, deep: bool = False, dicom: bool = False) -> None:
+    """The pipeline's packages on first use; with ``deep``, PyTorch and the networks' packages too;
+    with ``dicom``, the DICOM SEG/SR and PACS packages."""
     with open(requirementsPath, encoding="utf-8") as f:
         requirements = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
     _ensureRequirements(requirements)
+    if dicom:
+        _ensureRequirements(_DICOM_REQUIREMENTS)
     if deep:
         ensureTorch()
         _ensureRequirements(_DEEP_REQUIREMENTS)

@@ -54,19 +54,26 @@ def write_result(
     overwrite: bool = False,
     seeds_path: str | None = None,
     progress: Progress | None = None,
+    dicom: bool = True,
 ) -> Path:
-    """Write every output file of ``result`` into ``out`` atomically; returns ``out``."""
+    """Write every output file of ``result`` into ``out`` atomically; returns ``out``.
+
+    With ``dicom`` and a CT read from DICOM, the segments and measurements also go out as a DICOM
+    SEG (``segmentation.dcm``) and SR (``measurements.dcm``) in the CT's study.
+    """
     progress = progress or ignore_progress
     out = check_output_dir(out, overwrite)
     t0 = time.perf_counter()
     with partial_folder(out, overwrite) as partial:
         model = _write_files(result, partial, progress)
+        dicom_files = _write_dicom(result, partial, progress) if dicom else None
         timings = dict(result.timings_s)
         timings["write"] = time.perf_counter() - t0
         timings["total"] = sum(timings[k] for k in ("read", "lungs", "tumor", "recon", "write") if k in timings)
         for key in ("read", "lungs", "tumor", "recon"):
             timings.setdefault(key, 0.0)
         report = build_report(result, model, timings, seeds_path=seeds_path)
+        report["dicom"] = dicom_files
         (partial / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return out
 
@@ -145,6 +152,22 @@ def _write_files(result: PipelineResult, folder: Path, progress: Progress) -> di
         return model
     finally:
         scene.close()
+
+
+def _write_dicom(result: PipelineResult, folder: Path, progress: Progress) -> dict | None:
+    """The DICOM SEG and SR, for a CT read from DICOM with something segmented; what was written."""
+    from LungTumorReconLib.dicom.export import SEG_FILE, SR_FILE, build_dicom_results
+    from LungTumorReconLib.dicom.source import is_dicom_ct
+
+    if not is_dicom_ct(result.ct) or not any(mask.any() for mask in result.segments.values()):
+        return None
+    progress(ProgressEvent(Step.WRITE, "writing the DICOM SEG and SR"))
+    stages = {stage: used.get("name", "unknown") for stage, used in result.methods.items() if isinstance(used, dict)}
+    made = build_dicom_results(result.ct, result.segments, result.tumors, result.seeds, stages)
+    made.save(folder)
+    return {"segmentation": SEG_FILE, "measurements": SR_FILE, "study_uid": str(made.seg.StudyInstanceUID),
+            "segmentation_series_uid": str(made.seg.SeriesInstanceUID),
+            "measurements_series_uid": str(made.sr.SeriesInstanceUID)}
 
 
 def _umask() -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.dicom.terminology import segment_terminologies
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.io.seeds import TUMOR
 from LungTumorReconLib.mrml.roles import (
@@ -132,15 +133,38 @@ class ResultPresenter:
         return write_case(folder, name or unique_case_name(folder, volume_node.GetName() or "case"), ct, tumor)
 
     # -- whole results -----------------------------------------------------------------------
+    def export_dicom(self, volume_node, folder: str | Path, segmentation_node=None, seeds_node=None,
+                     source_files: list | None = None) -> list[Path]:
+        """The CT's segments as they are now (the user's corrections included) as a DICOM SEG and SR
+        in ``folder``; the CT must have come from DICOM (``source_files``: its files, when the node
+        does not say where it was read from)."""
+        from LungTumorReconLib.dicom.export import export_segments
+
+        if not volume_node:
+            raise InputError("select an input CT")
+        ct = Scene.volume_ct(volume_node)
+        if not ct.series_uid:
+            raise InputError("this CT was not loaded from DICOM: there is no study to export into")
+        segmentation_node = segmentation_node or self.node_for(Role.SEGMENTATION, volume_node)
+        if segmentation_node is None:
+            raise InputError("there is nothing to export: segment the lungs or the tumour first")
+        segments = self.scene.segment_masks(segmentation_node, ct.geometry)
+        seeds = Scene.seeds_from_node(seeds_node, volume_node) if seeds_node is not None else []
+        made_by = "as in the scene, corrections included"
+        return export_segments(ct, segments, folder, seeds, {"lungs": made_by, "tumor": made_by}, source_files)
+
     def add_result(self, result, volume_node=None, segmentation_node=None) -> ResultNodes:
         """Put a :class:`PipelineResult` into the scene: the CT (unless given), the segmentation,
         the model, the seeds and the measurement tables, beside whatever is there."""
         ct = result.ct
         g = ct.geometry
-        volume = volume_node or self.scene.add_volume(ct.array, g, name="CT")
+        volume = volume_node
+        if volume is None:
+            volume = self.scene.add_volume(ct.array, g, name="CT")
+            Scene.mark_dicom_source(volume, ct)
         nodes = ResultNodes(volume=volume, result=result)
         if result.segments:
-            nodes.segmentation = self._segmentation(result.segments, g, volume, segmentation_node)
+            nodes.segmentation = self._segmentation(result.segments, g, volume, segmentation_node, result.tumors)
         if result.seeds:
             nodes.seeds = self.tag(self.scene.add_seeds(result.seeds, name=NODE_NAMES[Role.SEEDS]), Role.SEEDS, volume)
         self._add_measurements(nodes, result.segments, result.tumors, g, result.surface_lps, result.heterogeneity)
@@ -156,7 +180,8 @@ class ResultPresenter:
         g = result.ct.geometry
         names = list(result.segments) if segments is None else segments
         masks = {n: result.segments.get(n, np.zeros(g.shape_kji, dtype=bool)) for n in names}
-        node = self._segmentation({n: m for n, m in masks.items() if m.any()}, g, volume_node, segmentation_node)
+        node = self._segmentation({n: m for n, m in masks.items() if m.any()}, g, volume_node, segmentation_node,
+                                  result.tumors)
         segmentation = node.GetSegmentation()
         for name, mask in masks.items():  # a stage that found nothing removes the old segment
             if not mask.any() and segmentation.GetSegmentIdBySegmentName(name):
@@ -189,9 +214,11 @@ class ResultPresenter:
         return self._volumes_table(self.scene.segment_masks(segmentation_node, geometry), geometry, volume_node)
 
     # -- the parts -------------------------------------------------------------------------------
-    def _segmentation(self, masks: dict[str, np.ndarray], geometry: VolumeGeometry, volume_node, node=None):
+    def _segmentation(self, masks: dict[str, np.ndarray], geometry: VolumeGeometry, volume_node, node=None,
+                      tumors: list | None = None):
+        terms = {name: t.slicer_entry() for name, t in segment_terminologies(masks, tumors or []).items()}
         node = self.scene.set_segmentation(masks, geometry, name=NODE_NAMES[Role.SEGMENTATION],
-                                           reference_volume=volume_node, node=node)
+                                           reference_volume=volume_node, node=node, terminologies=terms)
         if not node.GetAttribute(ROLE_ATTRIBUTE):
             self.tag(node, Role.SEGMENTATION, volume_node)
         return node

@@ -14,6 +14,11 @@ from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR
 
 ROLE_ATTRIBUTE = "LungTumorRecon.Role"
 SOURCE_REFERENCE = "LungTumorReconSource"  # MRML reference role: result node -> its CT node
+# On a CT node read from DICOM: the folder (or file) it was read from and its series, so that a
+# DICOM SEG and SR can reference its instances. Desktop Slicer's DICOM browser sets
+# "DICOM.instanceUIDs" instead; the module resolves those through its DICOM database.
+DICOM_SOURCE_ATTRIBUTE = "LungTumorRecon.DicomSource"
+DICOM_SERIES_ATTRIBUTE = "LungTumorRecon.SeriesInstanceUID"
 
 
 class Role(str, Enum):

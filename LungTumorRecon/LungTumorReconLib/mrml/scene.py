@@ -19,12 +19,20 @@ from vtkmodules.util.misc import calldata_type
 from vtkmodules.util.vtkConstants import VTK_ID_TYPE, VTK_INT, VTK_LONG, VTK_LONG_LONG, VTK_OBJECT
 
 from LungTumorReconLib.coordinates import VolumeGeometry, lps_to_ras, ras_to_lps
+from LungTumorReconLib.dicom.terminology import TERMINOLOGY_TAG
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.io.seeds import Seed
 from LungTumorReconLib.mrml.application import register_module_logics, set_up_headless
 from LungTumorReconLib.mrml.application import slicer_module as _slicer
 from LungTumorReconLib.mrml.files import SceneFiles
-from LungTumorReconLib.mrml.roles import LUNG_WINDOW, MODEL_COLOR, OTHER_SEGMENT_COLOR, SEGMENT_COLORS
+from LungTumorReconLib.mrml.roles import (
+    DICOM_SERIES_ATTRIBUTE,
+    DICOM_SOURCE_ATTRIBUTE,
+    LUNG_WINDOW,
+    MODEL_COLOR,
+    OTHER_SEGMENT_COLOR,
+    SEGMENT_COLORS,
+)
 
 _FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # LPS <-> RAS as a 4×4 matrix
 
@@ -183,7 +191,16 @@ class Scene(SceneFiles):
         """A volume node as the library's CTVolume (a copy of its voxels, in LPS)."""
         from LungTumorReconLib.io.ct import CTVolume
 
-        return CTVolume(array=cls.volume_array(node), geometry=cls.volume_geometry(node), path=node.GetName())
+        source, series = node.GetAttribute(DICOM_SOURCE_ATTRIBUTE), node.GetAttribute(DICOM_SERIES_ATTRIBUTE)
+        return CTVolume(array=cls.volume_array(node), geometry=cls.volume_geometry(node),
+                        path=source if source and series else node.GetName(), series_uid=series or None)
+
+    @staticmethod
+    def mark_dicom_source(node, ct) -> None:
+        """Remember on a volume node the DICOM series ``ct`` (a CTVolume) was read from, if any."""
+        if ct.series_uid and ct.path:
+            node.SetAttribute(DICOM_SOURCE_ATTRIBUTE, str(ct.path))
+            node.SetAttribute(DICOM_SERIES_ATTRIBUTE, str(ct.series_uid))
 
     @staticmethod
     def volume_array(node) -> np.ndarray:
@@ -202,8 +219,11 @@ class Scene(SceneFiles):
         name: str = "Segmentation",
         reference_volume=None,
         node=None,
+        terminologies: dict[str, str] | None = None,
     ):
         """Add (or replace the segments of) a segmentation node from named (k, j, i) masks.
+
+        ``terminologies`` gives segments their Slicer ``TerminologyEntry`` (standard codes) by name.
 
         Segments may overlap; they are collapsed into shared labelmap layers the way Slicer
         does (``CollapseBinaryLabelmaps`` with safe merge), so overlapping segments end up in
@@ -240,6 +260,8 @@ class Scene(SceneFiles):
             segment = slicer.vtkSegment()
             segment.SetName(seg_name)
             segment.SetColor(*color)
+            if seg_name in (terminologies or {}):
+                segment.SetTag(TERMINOLOGY_TAG, terminologies[seg_name])
             segment.AddRepresentation(
                 slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName(),
                 self._oriented_image(mask, geometry),

@@ -25,7 +25,9 @@ class PipelineOptions:
         device: "auto", "cpu" or "cuda".
         weights: safetensors for a deep tumour method instead of the shipped ones.
         recon_weights: safetensors for the GAN reconstruction instead of the shipped ones.
-        seeds_path, tumor_mask_path, lungs_from, lung_correction: input files of one case.
+        seeds_path, tumor_mask_path, lungs_from, lung_correction: input files of one case; the tumour
+            mask and the lungs' segmentation may be a DICOM SEG or RTSTRUCT.
+        roi: the tumour's RTSTRUCT ROI name or SEG segment label in those files.
         tumor_per_slice: cluster each axial slice on its own (the paper), not in 3D.
         memory_check: refuse a run whose estimated peak memory is above what is free.
     """
@@ -40,6 +42,7 @@ class PipelineOptions:
     tumor_mask_path: Path | None = None
     lungs_from: Path | None = None  # start from this segmentation's lungs instead of computing them
     lung_correction: Path | None = None  # a corrected contour of one lung on one slice
+    roi: str | None = None  # the tumour's ROI (RTSTRUCT) or segment label (SEG) in a DICOM tumour mask / lungs_from
     tumor_per_slice: bool = False
     memory_check: bool = True
 
@@ -55,6 +58,7 @@ OPTION_LABELS = {  # PipelineOptions field -> words
     "tumor_mask_path": "tumour mask",
     "lungs_from": "lungs from a segmentation",
     "lung_correction": "lung correction",
+    "roi": "ROI name",
     "tumor_per_slice": "tumour per slice",
     "memory_check": "memory check",
     "jobs": "cases at once",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from LungTumorReconLib.dicom.masks import is_dicom_object, read_dicom_segments
 from LungTumorReconLib.errors import InputError, UnavailableError
 from LungTumorReconLib.io.ct import CTVolume, read_ct, read_label_on_grid
 from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR, Seed, check_seeds_in_volume, read_seeds
@@ -121,10 +122,20 @@ def load_inputs(ct_path: str | Path, options: PipelineOptions) -> Inputs:
     if options.seeds_path is not None:
         inputs.seeds = read_seeds(options.seeds_path)
         check_seeds_in_volume(inputs.seeds, ct.geometry, options.seeds_path)
-    if options.tumor_mask_path is not None:
+    dicom_tumor = options.tumor_mask_path is not None and is_dicom_object(options.tumor_mask_path)
+    dicom_lungs = options.lungs_from is not None and is_dicom_object(options.lungs_from)
+    if options.roi is not None and not (dicom_tumor or dicom_lungs):
+        raise UnavailableError("an ROI name needs a DICOM SEG or RTSTRUCT as the tumour mask or the lungs' "
+                               "segmentation", option="roi")
+    if dicom_tumor:
+        inputs.tumor_mask = read_dicom_segments(options.tumor_mask_path, ct, options.roi, tumor_only=True)[TUMOR]
+    elif options.tumor_mask_path is not None:
         inputs.tumor_mask = read_label_on_grid(options.tumor_mask_path, ct.geometry)
     if options.lungs_from is not None:
-        segments, _ = read_segments(options.lungs_from, ct.geometry)
+        if dicom_lungs:
+            segments = read_dicom_segments(options.lungs_from, ct, None if dicom_tumor else options.roi)
+        else:
+            segments, _ = read_segments(options.lungs_from, ct.geometry)
         if not any(segments.get(name, np.zeros(1)).any() for name in (RIGHT_LUNG, LEFT_LUNG)):
             raise InputError("has no 'right lung' or 'left lung' segment", options.lungs_from)
         inputs.lungs_from = segments

@@ -25,6 +25,7 @@ from LungTumorReconLib.mrml.scene import Scene
 from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.pipeline.options import PipelineOptions
 from LungTumorReconModule.dependencies import ensurePythonDependencies, pythonSlicerExecutable
+from LungTumorReconModule.dicom_panel import DicomPanel
 from LungTumorReconModule.finetune_panel import FinetunePanel
 from LungTumorReconModule.panel import (LabelledSeedPlacer, StageProgress, axialSliceIndex, fillCandidatesTable,
                                         openSegmentEditor, redSliceNode, seedAtCandidate, segmentIdOf, showHeterogeneity)
@@ -89,9 +90,7 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
+        self.logic = self._parameterNode = self._parameterNodeGuiTag = None
         self._stage: StageProgress | None = None
         self._jobNodes = (None, None)  # the volume and segmentation the running stage was started on
         self._placer = LabelledSeedPlacer()
@@ -121,6 +120,7 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.connect("clicked()", lambda: self.onRunStage("all"))
         self.ui.cancelButton.connect("clicked()", self.onCancel)
         self.ui.showHeterogeneityCheckBox.connect("toggled(bool)", self.onShowHeterogeneity)
+        self._dicom = DicomPanel(self.layout, lambda: self._parameterNode, self.resourcePath("requirements.txt"))
         self._finetune = FinetunePanel(self.layout, lambda: self._parameterNode, self.resourcePath("requirements.txt"))
         self.initializeParameterNode()
 

@@ -23,7 +23,7 @@ def _python_files():
 
 def test_the_library_is_in_subpackages_that_show_the_pipeline():
     packages = {p.parent.name for p in LIB.glob("*/__init__.py")}
-    assert {"io", "lungs", "tumor", "surface", "networks", "pipeline", "mrml"} <= packages
+    assert {"io", "lungs", "tumor", "surface", "networks", "pipeline", "mrml", "dicom"} <= packages
     top_level = {p.stem for p in LIB.glob("*.py")}
     assert top_level <= {"__init__", "cli", "coordinates", "errors", "evaluation", "resources"}, top_level
     # developer-only code is not shipped

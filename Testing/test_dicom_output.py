@@ -274,3 +274,15 @@ def test_scene_export_takes_the_corrected_segments(data, tmp_path):
         assert presenter.node_for(Role.SEGMENTATION, nodes.volume) is nodes.segmentation
     finally:
         scene.close()
+
+
+def test_batch_writes_dicom_for_its_dicom_cases(data, tmp_path):
+    """``batch`` passes DICOM output on to each case: the DICOM case gets its SEG and SR."""
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "lidc").symlink_to(data / "lidc_idri_0001" / "dicom", target_is_directory=True)
+    done = run_cli("batch", cases, "--out", tmp_path / "out", "--lungs", "threshold", "--tumor", "none",
+                   "--recon", "none", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out" / "lidc").glob("*.dcm")) == ["measurements.dcm",
+                                                                               "segmentation.dcm"]

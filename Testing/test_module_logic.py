@@ -55,7 +55,8 @@ def module():
             else:
                 sys.modules[k] = v
         for name in ("LungTumorRecon", "LungTumorReconModule.dependencies", "LungTumorReconModule.panel",
-                     "LungTumorReconModule.sample_data", "LungTumorReconModule.finetune_panel"):
+                     "LungTumorReconModule.sample_data", "LungTumorReconModule.finetune_panel",
+                     "LungTumorReconModule.dicom_panel"):
             sys.modules.pop(name, None)
 
 

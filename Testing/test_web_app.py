@@ -356,6 +356,11 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
         scene.close()
     page.shot("6-exported")
 
+    # 7. Export DICOM: the sample is an NRRD file, so the panel says in one line why there is none
+    page.click("ltr-export-dicom")
+    page.wait_for(lambda: "not loaded from DICOM" in page.state("error"), 10, "the DICOM export's answer")
+    assert "\n" not in page.state("error") and not (out / "dicom").exists()
+
 
 def _axial_pixels(page, timeout: float = 20.0) -> np.ndarray:
     """The axial view's image as the browser shows it, as an RGB array, once it has settled: the

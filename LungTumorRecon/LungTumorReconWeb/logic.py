@@ -22,6 +22,7 @@ from LungTumorReconLib.mrml.roles import Role
 from LungTumorReconLib.mrml.scene import Scene
 from LungTumorReconLib.pipeline.methods import stage_title
 from LungTumorReconLib.pipeline.session import Candidate, Outcome, StageRunner, StageSession
+from LungTumorReconWeb.dicom import DicomLogic
 from LungTumorReconWeb.finetune import FinetuneLogic
 from LungTumorReconWeb.state import CONTROL_LABELS, PanelState, options_from_state
 
@@ -67,12 +68,14 @@ class PanelLogic:
         self._candidates: list[Candidate] = []
         self._table_update: asyncio.Task | None = None
         self.finetune = FinetuneLogic(self)
+        self.dicom = DicomLogic(self)
 
     # -- input -----------------------------------------------------------------------------------
     def load(self, ct: CTVolume, seeds: list[Seed]) -> None:
         """Show a CT and seeds, with an empty segmentation for the editor."""
         name = Path(ct.path).name.split(".")[0] if ct.path else "CT"
         self.volume_node = self.scene.add_volume(ct.array, ct.geometry, name=name or "CT")
+        Scene.mark_dicom_source(self.volume_node, ct)  # for Export DICOM
         self.segmentation_node = self.presenter.tag(
             self.scene.set_segmentation({}, ct.geometry, reference_volume=self.volume_node),
             Role.SEGMENTATION, self.volume_node)

@@ -61,6 +61,11 @@ class PanelState:
     finetune_progress: int = 0
     finetune_message: str = ""
     finetune_weights: str = ""  # the adapted weights, once done
+    # DICOM SEG and SR of the segments as they are now (a folder on the server's machine), and a PACS
+    dicom_folder: str = ""
+    pacs_destination: str = ""  # AET@HOST:PORT or a DICOMweb URL
+    dicom_busy: bool = False  # sending
+    dicom_message: str = ""
 
 
 def options_from_state(state: PanelState) -> PipelineOptions:
@@ -71,6 +76,7 @@ def options_from_state(state: PanelState) -> PipelineOptions:
 CONTROL_LABELS = {"lungs": "Lung method", "tumor": "Tumour method", "recon": "Surface method", "device": "Device"}
 FINETUNE_LABELS = {"model": "Model to adapt", "steps": "Steps", "max_minutes": "Minutes", "validation": "Validation",
                    "device": "Device"}
+DICOM_LABELS = {"timeout_s": "Timeout", "calling_aet": "Calling AE title"}
 
 
 def finetune_model_items() -> list[dict]:

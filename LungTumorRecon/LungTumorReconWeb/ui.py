@@ -75,7 +75,26 @@ def build_panel(typed: TypedState[PanelState], logic: PanelLogic) -> None:
                           hide_details=True, id="ltr-mrb-name")
             v3.VBtn("Save", size="small", id="ltr-save-mrb", disabled=(busy,), click=logic.save_mrb)
         html.Div(f"{{{{ {n.saved} }}}}", classes="text-caption", id="ltr-saved")
+        _dicom_section(typed, logic)
         _finetune_section(typed, logic)
+
+
+def _dicom_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
+    """The segments as they are now as a DICOM SEG and SR (a DICOM CT only); and to a PACS."""
+    n = typed.name
+    sending = f"{n.busy} || {n.dicom_busy}"
+    _section("DICOM")
+    v3.VTextField(v_model=(n.dicom_folder,), label="DICOM export folder", density="compact", hide_details=True,
+                  id="ltr-dicom-folder")
+    v3.VBtn("Export DICOM", size="small", classes="mt-1", id="ltr-export-dicom", disabled=(sending,),
+            click=logic.dicom.export)
+    with html.Div(classes="d-flex align-center ga-2 mt-2"):
+        v3.VTextField(v_model=(n.pacs_destination,), label="PACS (AET@HOST:PORT or DICOMweb URL)",
+                      density="compact", hide_details=True, id="ltr-pacs-destination")
+        v3.VBtn("Save", size="small", id="ltr-save-pacs", click=logic.dicom.save_destination)
+    v3.VBtn("Send to PACS", size="small", classes="mt-1", id="ltr-send-pacs", disabled=(sending,),
+            loading=(n.dicom_busy,), click=logic.dicom.send)
+    html.Div(f"{{{{ {n.dicom_message} }}}}", classes="text-caption", id="ltr-dicom-message")
 
 
 def _finetune_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:

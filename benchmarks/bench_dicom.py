@@ -48,8 +48,8 @@ segments["tumor"] = ball((150, 256, 160), 20.0) | ball((200, 240, 360), 6.0)
 tumors = [measure_tumor(m, ct.array, g, s) for s, m in split_tumors(segments["tumor"], g, [])]
 t0 = time.perf_counter()
 if what == "dicom":
-    from LungTumorReconLib.dicom.export import write_dicom_results
-    write_dicom_results(ct, segments, tumors, out, methods={"lungs": "threshold", "tumor": "gk"})
+    from LungTumorReconLib.dicom.export import build_dicom_results
+    build_dicom_results(ct, segments, tumors, methods={"lungs": "threshold", "tumor": "gk"}).save(out)
 else:
     from LungTumorReconLib.io.segmentation import write_segments
     write_segments(segments, g, f"{out}/segmentation.seg.nrrd")

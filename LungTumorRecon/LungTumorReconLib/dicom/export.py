@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from LungTumorReconLib.dicom.seg import SegSegment, build_seg
-from LungTumorReconLib.dicom.source import is_dicom_ct, source_series
+from LungTumorReconLib.dicom.source import source_series
 from LungTumorReconLib.dicom.sr import MeasuredSegment, build_sr
 from LungTumorReconLib.dicom.terminology import lung_terminology, tumor_laterality, tumor_terminology
 from LungTumorReconLib.io.ct import CTVolume
@@ -110,24 +110,12 @@ def build_dicom_results(ct: CTVolume, segments: dict[str, np.ndarray], tumors: S
     return DicomResult(seg=seg, sr=sr)
 
 
-def write_dicom_results(ct: CTVolume, segments: dict[str, np.ndarray], tumors: Sequence[TumorMeasurement],
-                        folder: str | Path, seeds: Sequence[Seed] = (),
-                        methods: dict[str, str] | None = None) -> list[Path]:
-    """Write ``segmentation.dcm`` and ``measurements.dcm`` into ``folder``; nothing for a non-DICOM CT.
-
-    Returns the files written (empty for a non-DICOM CT).
-    """
-    if not is_dicom_ct(ct):
-        return []
-    return build_dicom_results(ct, segments, tumors, seeds, methods).save(folder)
-
-
 def export_segments(ct: CTVolume, segments: dict[str, np.ndarray], folder: str | Path, seeds: Sequence[Seed] = (),
                     methods: dict[str, str] | None = None, source_files: list | None = None) -> list[Path]:
     """Measure the tumours of ``segments`` as they are now (corrections included) and write the SEG
     and SR into ``folder`` (made if needed); a file already there is replaced only once both are made.
 
-    What a panel's "Export DICOM" does; ``run`` writes the same files through :func:`write_dicom_results`.
+    What a panel's "Export DICOM" does; ``run`` writes the same files through ``io/output_folder.py``.
     """
     import os
     import tempfile

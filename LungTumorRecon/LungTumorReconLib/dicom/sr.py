@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydicom.uid import generate_uid
+
 from LungTumorReconLib import __version__
 from LungTumorReconLib.dicom.seg import MANUFACTURER, MODEL_NAME
 from LungTumorReconLib.dicom.terminology import Code, SegmentTerminology
 
 SR_SERIES_DESCRIPTION = "LungTumorRecon measurements"
 SR_SERIES_NUMBER = 9802
-DEVICE_UID_ROOT = "1.2.826.0.1.3680043.10.1453"  # fixed device observer UID: the same for every report
+# The device observer's UID: the same in every report, derived under pydicom's UID root (a root
+# of our own would need registering).
+DEVICE_UID = generate_uid(entropy_srcs=["LungTumorRecon device observer"])
 
 MILLILITER = Code("UCUM", "ml", "milliliter")
 MILLIMETER = Code("UCUM", "mm", "millimeter")
@@ -99,7 +103,7 @@ def build_sr(seg, source_datasets: list, segments: list[MeasuredSegment], series
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=DEVICE_UID_ROOT, name=MANUFACTURER, manufacturer_name=MANUFACTURER, model_name=MODEL_NAME))
+            uid=DEVICE_UID, name=MANUFACTURER, manufacturer_name=MANUFACTURER, model_name=MODEL_NAME))
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=CT_OF_CHEST.concept(),

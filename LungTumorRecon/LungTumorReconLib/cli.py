@@ -18,6 +18,7 @@ from pathlib import Path
 
 from LungTumorReconLib import __version__
 from LungTumorReconLib.errors import LungTumorReconError, UnavailableError
+from LungTumorReconLib.followup import cli as followup_cli
 from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.pipeline.events import ProgressEvent, Step
 from LungTumorReconLib.pipeline.options import PipelineOptions
@@ -56,7 +57,7 @@ FLAGS = {"lungs": "--lungs", "tumor": "--tumor", "recon": "--recon", "device": "
          "lungs_from": "--lungs-from", "lung_correction": "--lung-correction", "roi": "--roi",
          "tumor_per_slice": "--tumor-per-slice", "memory_check": "--skip-memory-check", "jobs": "--jobs",
          "model": "MODEL", "steps": "--steps", "max_minutes": "--minutes", "validation": "--validation",
-         "timeout_s": "--timeout", "calling_aet": "--aet"}
+         "timeout_s": "--timeout", "calling_aet": "--aet", **followup_cli.FLAGS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (send, fetch):
         p.add_argument("--aet", default="LUNGTUMORRECON", help="our calling AE title (DIMSE; default: LUNGTUMORRECON)")
         p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait (default: 30)")
+    followup_cli.add_parser(sub)
     return parser
 
 
@@ -365,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     handler = {"run": cmd_run, "demo": cmd_demo, "app": cmd_app, "batch": cmd_batch, "evaluate": cmd_evaluate,
-               "finetune": cmd_finetune, "send": cmd_send, "fetch": cmd_fetch}[args.command]
+               "finetune": cmd_finetune, "send": cmd_send, "fetch": cmd_fetch,
+               "followup": followup_cli.cmd_followup}[args.command]
     try:
         return handler(args)
     except LungTumorReconError as exc:

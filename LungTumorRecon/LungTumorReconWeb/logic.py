@@ -27,11 +27,14 @@ from LungTumorReconWeb.finetune import FinetuneLogic
 from LungTumorReconWeb.state import CONTROL_LABELS, PanelState, options_from_state
 
 POLL_S = 0.25
-# The tumour table has a row per measurement and a column per tumour: seven measurements side
+# The tumour table has a row per measurement and a column per tumour: eleven measurements side
 # by side do not fit the panel.
 TUMOR_MEASURES = [("volume_ml", "volume (mL)"), ("longest_axial_diameter_mm", "axial diameter (mm)"),
                   ("short_axis_mm", "short axis (mm)"), ("max_3d_diameter_mm", "3D diameter (mm)"),
-                  ("sphericity", "sphericity"), ("mean_hu", "mean HU"), ("std_hu", "SD HU")]
+                  ("sphericity", "sphericity"), ("mean_hu", "mean HU"), ("std_hu", "SD HU"),
+                  ("mean_diameter_mm", "mean diameter (mm)"), ("nodule_type", "nodule type"),
+                  ("solid_mean_diameter_mm", "solid mean diameter (mm)"),
+                  ("lung_rads_category", "Lung-RADS v2022 (suggestion, not for clinical use)")]
 
 
 class Views(Protocol):

@@ -43,6 +43,7 @@ class SceneFiles:
             "vtkMRMLModelNode": ".vtk",
             "vtkMRMLMarkupsFiducialNode": ".mrk.json",
             "vtkMRMLTableNode": ".tsv",
+            "vtkMRMLTransformNode": ".h5",
         }
         ext.update(default_extensions or {})
         used: set[str] = set()

@@ -236,7 +236,11 @@ class ResultPresenter:
             rows = []
             for i, tumor in enumerate(tumors, start=1):
                 row = {"tumor": f"tumor {i}"}
-                row.update({k: v for k, v in tumor.as_dict().items() if not isinstance(v, list) and v is not None})
+                values = tumor.as_dict()
+                lung_rads = values.pop("lung_rads", None) or {}
+                row.update({k: v for k, v in values.items() if not isinstance(v, list) and v is not None})
+                # lung_rads_category, _rule, _label: the label says "suggestion, not for clinical use"
+                row.update({f"lung_rads_{k}": v for k, v in lung_rads.items()})
                 rows.append(row)
             nodes.tumors_table = self.tag(self.scene.add_table(rows, name=NODE_NAMES[Role.TUMORS_TABLE]),
                                           Role.TUMORS_TABLE, volume)

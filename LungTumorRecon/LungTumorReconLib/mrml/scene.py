@@ -169,6 +169,22 @@ class Scene(SceneFiles):
             raise InputError("Slicer could not read this volume", path)
         return node
 
+    def add_transform(self, transform, name: str = "Transform"):
+        """Add a transform node holding a SimpleITK ``transform`` (LPS, resampling convention),
+        read by Slicer's ITK transform reader: it becomes the node's transform from parent."""
+        import SimpleITK as sitk
+
+        slicer = _slicer()
+        node = self._add(slicer.vtkMRMLTransformNode())
+        node.SetName(name)
+        with tempfile.TemporaryDirectory(prefix="ltr-transform-") as tmp:
+            sitk.WriteTransform(transform, str(Path(tmp) / "transform.h5"))
+            storage = slicer.vtkMRMLTransformStorageNode()
+            storage.SetFileName(str(Path(tmp) / "transform.h5"))
+            if not storage.ReadData(node):  # not kept as the node's storage: its file is gone
+                raise RuntimeError(f"Slicer could not read the transform {name!r}")
+        return node
+
     @staticmethod
     def volume_geometry(node) -> VolumeGeometry:
         from vtkmodules.vtkCommonMath import vtkMatrix4x4

@@ -6,6 +6,16 @@ mesh vertices. The axial diameters are measured on the in-plane marching-squares
 each axial slice: the longest diameter over all slices, and on that slice the short axis as
 the extent perpendicular to it (the caliper width, an upper bound of the longest
 perpendicular chord).
+
+For Lung-RADS the mean diameter is (long + short axis) / 2 to 0.1 mm, and the nodule is split
+into its solid and ground-glass parts on its own voxels' HU, whatever method drew the mask
+(:func:`solid_component`): a 2-cluster GK (:func:`~LungTumorReconLib.tumor.gk.gustafson_kessel`)
+whose denser cluster's maximum-membership voxels are the solid component, unless the nodule
+is too small, or the clusters too close or on the same side of ``SOLID_HU``, to hold two
+kinds; it is then all one kind, solid when its mean HU reaches ``SOLID_HU``. The solid share
+is counted without the mask's boundary voxels (partial volume, neither kind), and the solid
+component's mean diameter is that of its largest connected part. A single run's category is
+a baseline one (:mod:`~LungTumorReconLib.tumor.lungrads`): a suggestion, not for clinical use.
 """
 
 from __future__ import annotations
@@ -18,7 +28,16 @@ from scipy.spatial import ConvexHull, QhullError
 from skimage import measure
 
 from LungTumorReconLib.coordinates import VolumeGeometry, check_same_shape, check_volume
+from LungTumorReconLib.followup.growth import mean_diameter_mm
 from LungTumorReconLib.io.seeds import TUMOR, Seed
+from LungTumorReconLib.tumor import lungrads
+from LungTumorReconLib.tumor.gk import gustafson_kessel
+
+SOLID_HU = -300.0  # the usual solid / ground-glass cut-off: soft tissue is denser, ground glass lighter
+MIN_SPLIT_VOXELS = 30  # fewer inside the rim cannot show two parts (a ~5 mm nodule on 0.7 x 0.7 x 1.25 mm voxels)
+MIN_SEPARATION_HU = 150.0  # cluster centres closer than this split one kind by its noise, not two kinds
+MAX_SPLIT_FIT_VOXELS = 20000  # a large tumour's clusters are fitted on a fixed sample of its voxels
+_SIX_CONNECTED = ndi.generate_binary_structure(3, 1)
 
 
 @dataclass
@@ -33,6 +52,12 @@ class TumorMeasurement:
     mean_hu: float
     std_hu: float
     centroid_lps: list[float]
+    # Lung-RADS-ready (None in results written before they existed)
+    mean_diameter_mm: float | None = None
+    solid_fraction: float | None = None
+    solid_mean_diameter_mm: float | None = None
+    nodule_type: str | None = None
+    lung_rads: dict | None = None  # category, rule, label: a suggestion, not for clinical use
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -150,6 +175,106 @@ def axial_diameters(mask: np.ndarray, geometry: VolumeGeometry) -> tuple[float, 
     return best
 
 
+def _one_kind(values: np.ndarray) -> float:
+    """The cut of a nodule that is all one kind: every voxel solid or none, by its mean HU."""
+    return -np.inf if values.mean() >= SOLID_HU else np.inf
+
+
+def _solid_cut_hu(values: np.ndarray) -> float:
+    """The HU from which a voxel is solid: halfway between the two GK centres (in one
+    dimension GK's norm A = (det F)^(1/n) F⁻¹ is 1, so maximum membership means the nearer
+    centre), or ∓inf when the nodule is all one kind (module docstring)."""
+    if len(values) < MIN_SPLIT_VOXELS or np.ptp(values) < MIN_SEPARATION_HU:
+        return _one_kind(values)
+    fit = values
+    if len(values) > MAX_SPLIT_FIT_VOXELS:
+        rng = np.random.default_rng(0)
+        fit = values[np.sort(rng.choice(len(values), MAX_SPLIT_FIT_VOXELS, replace=False))]
+    # gamma as in the tumour stage: keeps each cluster's variance positive when its voxels are equal
+    centers = gustafson_kessel(fit[:, None], n_clusters=2, tol=1e-4, gamma=0.1).centers[:, 0]
+    light, dense = sorted(float(c) for c in centers)
+    if dense - light < MIN_SEPARATION_HU or not light < SOLID_HU <= dense:
+        return _one_kind(values)
+    return (light + dense) / 2.0
+
+
+def _solid_split(mask: np.ndarray, hu: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`solid_component` on arrays already cropped to the tumour (no checks)."""
+    values = np.clip(hu.astype(np.float64), -1000.0, 400.0)  # calcification does not pull the centre
+    interior = ndi.binary_erosion(mask, _SIX_CONNECTED)  # without the partial-volume boundary
+    if interior.sum() >= MIN_SPLIT_VOXELS:
+        counted, cut = interior, _solid_cut_hu(values[interior])
+    else:  # too small to show two parts inside its rim
+        counted, cut = mask, _one_kind(values[mask])
+    solid = mask & (values >= cut)
+    return solid, float(solid[counted].sum()) / float(counted.sum())
+
+
+def solid_component(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry) -> tuple[np.ndarray, float]:
+    """The tumour's solid component and its share of the tumour's volume (module docstring).
+
+    Parameters
+    ----------
+    mask : ndarray
+        The tumour, bool (k, j, i), not empty.
+    hu : ndarray
+        The CT in Hounsfield units, of ``mask``'s shape.
+    geometry : VolumeGeometry
+        The grid of both.
+
+    Returns
+    -------
+    (ndarray, float)
+        The solid voxels (bool, ``mask``'s shape) and their share of the tumour's voxels
+        without its boundary voxels, 0..1. With fewer than 30 voxels inside the boundary the
+        tumour is all one kind (all solid or none, by its mean HU).
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` is not on the geometry's grid, ``hu`` not of its shape, or ``mask`` empty.
+
+    Examples
+    --------
+    >>> g = VolumeGeometry((20, 20, 20), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    >>> mask = np.zeros(g.shape_kji, bool)
+    >>> mask[2:18, 2:18, 2:18] = True
+    >>> hu = np.where(mask, -650.0, -850.0)
+    >>> hu[7:13, 7:13, 7:13] = 30.0  # a solid core in ground glass
+    >>> solid, fraction = solid_component(mask, hu, g)
+    >>> int(solid.sum()), round(fraction, 3)  # 6³ of the 14³ inside voxels
+    (216, 0.079)
+    """
+    check_volume(mask, geometry, "mask")
+    check_same_shape(hu, mask.shape, "hu")
+    box = _bounding_box(mask)
+    if box is None:
+        raise ValueError("mask is empty: no tumour to split")
+    part, fraction = _solid_split(mask[box], hu[box])
+    solid = np.zeros(mask.shape, dtype=bool)
+    solid[box] = part
+    return solid, fraction
+
+
+def _largest_part(mask: np.ndarray) -> np.ndarray:
+    labels, n = ndi.label(mask, structure=np.ones((3, 3, 3)))
+    if n <= 1:
+        return mask
+    return labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+
+
+def _lung_rads_fields(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, longest: float,
+                      short: float) -> dict:
+    """Mean diameter, solid share and size, type and baseline Lung-RADS suggestion (cropped arrays)."""
+    solid, fraction = _solid_split(mask, hu)
+    solid_mean = mean_diameter_mm(*axial_diameters(_largest_part(solid), geometry)) if solid.any() else 0.0
+    mean = mean_diameter_mm(longest, short)
+    kind = lungrads.nodule_type(fraction)
+    suggestion = lungrads.lung_rads_category(kind, mean, solid_mean, status="baseline")
+    return {"mean_diameter_mm": mean, "solid_fraction": fraction, "solid_mean_diameter_mm": solid_mean,
+            "nodule_type": kind, "lung_rads": suggestion.as_dict()}
+
+
 def measure_tumor(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, seed: Seed | None) -> TumorMeasurement:
     """Volume, diameters, sphericity, HU statistics and centroid of one tumour (module docstring).
 
@@ -168,7 +293,9 @@ def measure_tumor(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, se
     -------
     TumorMeasurement
         Volume (mL), voxels, longest axial diameter and short axis, maximum 3D diameter (mm),
-        sphericity, mean and standard deviation of the HU, centroid (LPS mm) and the seed.
+        sphericity, mean and standard deviation of the HU, centroid (LPS mm) and the seed; the
+        Lung-RADS mean diameter (mm), solid share, solid mean diameter (mm), nodule type and
+        the baseline Lung-RADS v2022 suggestion (category, rule, label; not for clinical use).
 
     Raises
     ------
@@ -212,4 +339,5 @@ def measure_tumor(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, se
         mean_hu=float(values.mean()),
         std_hu=float(values.std()),
         centroid_lps=[float(c) for c in centroid],
+        **_lung_rads_fields(mask, hu, geometry, longest, short),
     )

@@ -34,6 +34,8 @@ def test_batch_runs_every_case_isolates_failures_and_resumes(tmp_path, data):
     assert rows["lung1"]["status"] == "ok" and rows["chest64"]["status"] == "ok"
     assert 1.0 < float(rows["lung1"]["tumor volume_ml"]) < 3.0  # from the seeds beside the case
     assert float(rows["lung1"]["tumor 1 longest_axial_diameter_mm"]) > 5
+    assert float(rows["lung1"]["tumor 1 mean_diameter_mm"]) > 5 and rows["lung1"]["tumor 1 nodule_type"]
+    assert rows["lung1"]["tumor 1 lung_rads_suggestion"] in {"2", "3", "4A", "4B", "4X"}
     assert float(rows["lung1"]["right lung volume_ml"]) > 500 and float(rows["chest64"]["left lung volume_ml"]) > 500
     assert (out / "lung1" / "segmentation.seg.nrrd").is_file() and not (out / "broken").exists()
     assert first.stderr.count("] ") >= 3 and "1 failed" in first.stderr  # the progress bar, case by case

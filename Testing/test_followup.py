@@ -126,6 +126,7 @@ def test_a_stable_tumour_shows_no_measurable_growth(pairs, reports):
     tumor = report["tumors"][0]
     assert tumor["found"] and tumor["volume_ratio"] == pytest.approx(1.0, abs=0.10)
     assert tumor["no_measurable_growth"] and tumor["doubling_time_interval_days"]["includes_infinity"]
+    assert tumor["doubling_time_days"] is None  # no measurable change: no doubling time (the rule)
     assert not tumor["growing"] and report["recist"]["response"] == "SD"
     assert report["registration"]["lung_dice"] > 0.9
     # the follow-up tumour was found where the truth moved it

@@ -11,6 +11,7 @@ from LungTumorReconLib.followup.growth import (
     boundary_volumes,
     mean_diameter_mm,
     no_measurable_growth,
+    partial_volume_bounds,
     percent_change,
     vdt_interval,
     volume_doubling_time_days,
@@ -71,6 +72,8 @@ def test_boundary_volumes_of_a_cube():
     edge[0:3, 0:3, 0:3] = True  # at the volume's corner: the rim counts beyond the edge too
     assert boundary_volumes(edge, g) == pytest.approx((voxel, (27 + 6 * 9) * voxel))
     assert boundary_volumes(np.zeros(g.shape_kji, bool), g) == (0.0, 0.0)
+    low, high = partial_volume_bounds(mask, g)  # half of each rim: centred on the measured edge
+    assert low == pytest.approx((inner + mask.sum() * voxel) / 2) and high == pytest.approx((outer + mask.sum() * voxel) / 2)
 
 
 def test_rim_interval_of_a_small_nodule_on_thick_slices_includes_infinity():
@@ -83,8 +86,8 @@ def test_rim_interval_of_a_small_nodule_on_thick_slices_includes_infinity():
         return d <= radius**2, g
 
     for spacing, includes_infinity in (((0.7, 0.7, 5.0), True), ((0.5, 0.5, 0.5), False)):
-        (m1, g), (m2, _) = ball(3.0, spacing), ball(5.0, spacing)  # 6 → 10 mm: 4.6 times the volume
-        interval = vdt_interval(*boundary_volumes(m1, g), *boundary_volumes(m2, g), days=90)
+        (m1, g), (m2, _) = ball(3.0, spacing), ball(4.0, spacing)  # 6 → 8 mm: 2.4 times the volume
+        interval = vdt_interval(*partial_volume_bounds(m1, g), *partial_volume_bounds(m2, g), days=90)
         assert no_measurable_growth(interval) == includes_infinity, interval
 
 

@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from LungTumorReconLib.coordinates import VolumeGeometry
+from LungTumorReconLib.followup.growth import partial_volume_bounds, vdt_interval
+from LungTumorReconLib.followup.recist import recist_response
 from LungTumorReconLib.lungs.border import bridge_pleural_indentations
 from LungTumorReconLib.lungs.correction import LungCorrection, apply_lung_correction
 from LungTumorReconLib.lungs.resunet import segment_lungs_resunet
@@ -32,6 +34,7 @@ from LungTumorReconLib.surface.shape_interpolation import interpolation_marching
 from LungTumorReconLib.tumor.clustering import segment_tumor_at_seed, tumor_candidates
 from LungTumorReconLib.tumor.deep import segment_tumor_deep
 from LungTumorReconLib.tumor.gk import fuzzy_c_means, gustafson_kessel, k_means
+from LungTumorReconLib.tumor.lungrads import lung_rads_category
 from LungTumorReconLib.tumor.measurements import measure_tumor, split_tumors
 from LungTumorReconLib.tumor.tubular_lobes import hessian_eigen_at, tubular_lobes
 
@@ -40,7 +43,8 @@ FUNCTIONS = [
     apply_lung_correction, bridge_pleural_indentations, segment_lungs_resunet, gustafson_kessel, fuzzy_c_means,
     k_means, segment_tumor_at_seed, tumor_candidates, tubular_lobes, hessian_eigen_at, measure_tumor, split_tumors,
     segment_tumor_deep, reconstruct_surface, marching_cubes_surface, marching_cubes_fairing_surface,
-    interpolation_marching_cubes_surface, gan_surface, build_nodule_detector,
+    interpolation_marching_cubes_surface, gan_surface, build_nodule_detector, partial_volume_bounds, vdt_interval,
+    recist_response, lung_rads_category,
 ]
 CONSTRUCTORS = [DenseHighRes3DNet, RecurrentDenseUNet, ResUNet, NoduleGenerator, SliceLstmGan]
 
@@ -116,6 +120,10 @@ BAD_CALLS = {
     "interpolation_marching_cubes_surface: order 7": lambda: interpolation_marching_cubes_surface(
         CUBE, GEOMETRY, order=7),
     "gan_surface: hu of another shape": lambda: gan_surface(CUBE, GEOMETRY, HU[:2]),
+    "partial_volume_bounds: mask not on the geometry's grid": lambda: partial_volume_bounds(CUBE[:, :7], GEOMETRY),
+    "vdt_interval: no days between the examinations": lambda: vdt_interval(0.9, 1.1, 1.9, 2.1, 0),
+    "recist_response: a negative sum": lambda: recist_response(-1.0, 2.0),
+    "lung_rads_category: an unknown nodule type": lambda: lung_rads_category("glassy", 4.0),
     "DenseHighRes3DNet: stem width 0": lambda: DenseHighRes3DNet(DenseHighRes3DNetConfig(stem=0)),
     "RecurrentDenseUNet: window_slices < 1": lambda: RecurrentDenseUNet(RecurrentDenseUNetConfig(window_slices=0)),
     "ResUNet: threshold outside 0..1": lambda: ResUNet(ResUNetConfig(threshold=1.5)),

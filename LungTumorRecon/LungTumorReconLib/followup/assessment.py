@@ -2,12 +2,12 @@
 follow-up, the RECIST 1.1 response, and the ``followup.json`` document
 (``Resources/Schemas/followup.schema.json``). Not for clinical use.
 
-A volume is known only to within its partial-volume rim, so each volume doubling time comes
-with the interval that rim allows (:func:`~LungTumorReconLib.followup.growth.vdt_interval`);
-an interval that includes infinity is flagged "no measurable growth". The doubling time itself
-is Schwartz's from the two measured volumes (None without dates, or for equal volumes): the
-rim is one whole voxel each way, so on 2-3 mm voxels even a doubled 3 cm tumour may have an
-interval that includes infinity, and its measured doubling time is still the best estimate.
+A volume is known only to within its partial-volume rim (half a voxel each way,
+:func:`~LungTumorReconLib.followup.growth.partial_volume_bounds`), so each volume doubling time
+comes with the interval those bounds allow (:func:`~LungTumorReconLib.followup.growth.vdt_interval`).
+An interval that includes infinity means no measurable change: the doubling time is then null
+and the tumour flagged "no measurable growth"; Schwartz's value from the two measured volumes is
+still given as ``doubling_time_measured_days`` for a reader who wants it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import numpy as np
 
 from LungTumorReconLib.coordinates import VolumeGeometry
 from LungTumorReconLib.followup.growth import (
-    boundary_volumes,
     mean_diameter_mm,
     no_measurable_growth,
+    partial_volume_bounds,
     percent_change,
     round_tenth,
     vdt_interval,
@@ -38,9 +38,10 @@ SCHEMA_PATH = resource_path("Schemas", "followup.schema.json")
 LABEL = f"LungTumorRecon follow-up: {NOT_FOR_CLINICAL_USE}"
 NOTES = [
     "Volume doubling times (Schwartz) come with the interval that each volume's partial-volume rim allows "
-    "(the mask without its boundary voxels, and with a one-voxel rim). Nietert et al. (Chest 2009;135:1580-7) "
-    "show such intervals are wide for small nodules and on thick slices, often too wide to tell growth from "
-    "none: an interval that includes infinity is flagged as no measurable growth.",
+    "(half of the mask's boundary voxels and half of a one-voxel rim around it). Nietert et al. (Chest "
+    "2009;135:1580-7) show such intervals are wide for small nodules and on thick slices, often too wide to "
+    "tell growth from none: when the interval includes infinity the doubling time is null and the tumour is "
+    "flagged as having no measurable growth.",
     "RECIST 1.1 over at most two lung target lesions (longest axial diameter >= 10 mm at baseline, on slices "
     "of 5 mm or less); non-target progression is a reader's judgement and is not assessed; a possible new "
     "lesion counts only when confirmed.",
@@ -55,7 +56,7 @@ def _finite(value: float | None) -> float | None:
 
 
 def _measures(m: TumorMeasurement, mask: np.ndarray, geometry: VolumeGeometry) -> dict:
-    inner, outer = boundary_volumes(mask, geometry)
+    inner, outer = partial_volume_bounds(mask, geometry)
     return {
         "centroid_lps": [float(v) for v in m.centroid_lps],
         "volume_ml": float(m.volume_ml),
@@ -111,13 +112,14 @@ def tumor_growth(tumor: TrackedTumor, days: int | None, baseline: VolumeGeometry
     -------
     dict
         tracking_id, found, baseline and follow-up measurements, volume ratio, percent changes,
-        doubling time (None without dates, or for equal volumes) with its interval, the
-        no-measurable-growth flag and the Lung-RADS suggestion at follow-up.
+        doubling time (None without dates, or when its interval includes infinity) with its
+        interval and the measured value, the no-measurable-growth flag and the Lung-RADS suggestion at follow-up.
     """
     base = _measures(tumor.baseline, tumor.baseline_mask, baseline)
     base.update(seed_lps=tumor.baseline.seed_lps, lung_rads=tumor.baseline.lung_rads)
     entry = {"tracking_id": tumor.tracking_id, "found": tumor.found, "note": tumor.note, "baseline": base,
-             "followup": None, "volume_ratio": 0.0, "doubling_time_days": None, "doubling_time_interval_days": None,
+             "followup": None, "volume_ratio": 0.0, "doubling_time_days": None, "doubling_time_measured_days": None,
+             "doubling_time_interval_days": None,
              "no_measurable_growth": False, "growing": False, "lung_rads": None}
     if not tumor.found:  # gone: every size is 0 at follow-up
         for key in ("volume", "longest_diameter", "short_axis", "mean_diameter"):
@@ -134,8 +136,10 @@ def tumor_growth(tumor: TrackedTumor, days: int | None, baseline: VolumeGeometry
     interval = _interval(base, fol, days if days else 1)
     measurable = interval is not None and math.isfinite(interval[1])
     entry["no_measurable_growth"] = interval is None or no_measurable_growth(interval)
-    if days and days > 0:  # negative: the halving time of a shrinking tumour; None for no change at all
-        entry["doubling_time_days"] = _finite(volume_doubling_time_days(base["volume_ml"], fol["volume_ml"], days))
+    if days and days > 0:  # negative: the halving time of a shrinking tumour
+        measured = _finite(volume_doubling_time_days(base["volume_ml"], fol["volume_ml"], days))
+        entry["doubling_time_measured_days"] = measured
+        entry["doubling_time_days"] = measured if measurable else None  # no measurable change: none
         if interval is not None:
             entry["doubling_time_interval_days"] = {"low": _finite(interval[0]), "high": _finite(interval[1]),
                                                     "includes_infinity": not measurable}

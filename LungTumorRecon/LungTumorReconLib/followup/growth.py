@@ -7,8 +7,10 @@ exponential-growth formula (Schwartz 1961)::
     VDT = Δt · ln 2 / ln(V2 / V1)
 
 A volume is known only to within its partial-volume rim: :func:`boundary_volumes` gives the
-volume without the mask's boundary voxels (inner) and with a one-voxel rim added (outer), and
-:func:`vdt_interval` the doubling times those bounds allow. Nietert et al. (Chest 2009;
+volume without the mask's boundary voxels (inner) and with a one-voxel rim added (outer);
+:func:`partial_volume_bounds` takes half of each (a boundary voxel is on average half filled),
+one voxel of uncertainty in all, centred on the measured edge; :func:`vdt_interval` gives the
+doubling times those bounds allow. Nietert et al. (Chest 2009;
 135:1580-7) show that such intervals are wide for small nodules and on thick slices, often
 too wide to tell growth from none: :func:`no_measurable_growth` says when that is so.
 """
@@ -251,3 +253,35 @@ def boundary_volumes(mask: np.ndarray, geometry: VolumeGeometry) -> tuple[float,
     inner = ndi.binary_erosion(mask, _SIX_CONNECTED)
     outer = ndi.binary_dilation(mask, _SIX_CONNECTED)
     return float(inner.sum()) * geometry.voxel_volume_ml, float(outer.sum()) * geometry.voxel_volume_ml
+
+
+def partial_volume_bounds(mask: np.ndarray, geometry: VolumeGeometry) -> tuple[float, float]:
+    """The mask's volume known to within half a voxel each way, in mL.
+
+    The edge of a segmented lesion runs through its boundary voxels (inside) and its rim
+    (outside, :func:`boundary_volumes`), each on average half filled by the lesion:
+    ``low = V - (V - inner) / 2`` and ``high = V + (outer - V) / 2``.
+
+    Parameters
+    ----------
+    mask : ndarray
+        The lesion, bool (k, j, i) on ``geometry``'s grid.
+    geometry : VolumeGeometry
+        Its grid.
+
+    Returns
+    -------
+    (float, float)
+        ``(low_ml, high_ml)``, low ≤ V ≤ high.
+
+    Examples
+    --------
+    >>> g = VolumeGeometry((10, 10, 10), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    >>> mask = np.zeros(g.shape_kji, bool)
+    >>> mask[3:6, 3:6, 3:6] = True
+    >>> partial_volume_bounds(mask, g)  # 27 voxels: (27 + 1) / 2 and (27 + 81) / 2
+    (0.014, 0.054)
+    """
+    inner, outer = boundary_volumes(mask, geometry)
+    volume = float(np.count_nonzero(mask)) * geometry.voxel_volume_ml
+    return 0.5 * (volume + inner), 0.5 * (volume + outer)

@@ -27,7 +27,8 @@ from LungTumorReconLib.io.output_folder import REPORT_FILE
 SUMMARY_FILE = "summary.csv"
 SEEDS_SUFFIX = ".mrk.json"
 BASE_COLUMNS = ["case", "status", "error", "seconds"]
-TUMOR_FIELDS = ["volume_ml", "longest_axial_diameter_mm", "short_axis_mm", "max_3d_diameter_mm"]
+TUMOR_FIELDS = ["volume_ml", "longest_axial_diameter_mm", "short_axis_mm", "max_3d_diameter_mm", "mean_diameter_mm",
+                "nodule_type", "solid_mean_diameter_mm", "lung_rads_suggestion"]
 
 
 @dataclass
@@ -87,6 +88,8 @@ def summary_values(report: dict) -> dict:
     for i, tumor in enumerate(report.get("tumors", []), start=1):
         for key in TUMOR_FIELDS:
             values[f"tumor {i} {key}"] = tumor.get(key)
+        # a suggestion, not for clinical use: the category alone (its rule is in report.json)
+        values[f"tumor {i} lung_rads_suggestion"] = (tumor.get("lung_rads") or {}).get("category")
     return values
 
 

@@ -6,9 +6,10 @@ the tumour grown (or shrunk) by a known amount and the patient moved and breathi
   scaled to ``growth_factor`` times the volume, and a fresh noise realisation;
 * :func:`real_followup_pair`: a real CT and its tumour mask; the follow-up is the same CT
   with the tumour grown by painting its own HU into a band around it (or shrunk by painting
-  the surrounding lung's HU into its rim). This only approximates real growth: the painted
-  band has the tumour's HU distribution but not its texture's spatial correlation, and the
-  rest of the lung is unchanged voxel for voxel apart from the motion.
+  the surrounding lung's HU into its rim), the new edge as soft as the old one. This only
+  approximates real growth: the painted band has the tumour's HU distribution but not its
+  texture's spatial correlation, and the rest of the lung is unchanged voxel for voxel apart
+  from the motion.
 
 Then the follow-up is moved (:class:`PatientMotion`): a smooth breathing deformation that
 compresses the lungs cranio-caudally (zero at the apex, ``breathing_mm`` at the diaphragm)
@@ -321,7 +322,7 @@ def real_followup_pair(ct: CTVolume, tumor_mask: np.ndarray, grow_mm: float,
 
     An approximation of real growth: the tumour's own HU (values drawn from its interior, so
     its median and spread) are painted into a band of ``grow_mm`` around it, within the lungs
-    (where the lungs are known), and the new edge is blurred by about a voxel. Shrinking
+    (where the lungs are known), with the old edge's partial-volume profile. Shrinking
     paints the HU of the lung around the tumour into its outer rim instead. ``lungs`` are the
     CT's two lungs (``{"right lung", "left lung"}``; by default ``segment_lungs_threshold``'s);
     the breathing runs from the lungs' apex to 30 % of their height above their lowest point
@@ -358,7 +359,16 @@ def real_followup_pair(ct: CTVolume, tumor_mask: np.ndarray, grow_mm: float,
 
 def _paint_growth(hu: np.ndarray, tumor: np.ndarray, lungs: np.ndarray, geometry: VolumeGeometry, grow_mm: float,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The CT with the tumour grown (or shrunk) by ``grow_mm``, and the new tumour mask."""
+    """The CT with the tumour grown (or shrunk) by ``grow_mm``, and the new tumour mask.
+
+    The new edge gets the old one's profile: each voxel near either surface becomes
+    ``a(s) T + (1 - a(s)) B``, ``s`` its signed distance to the new surface, ``a`` the old edge's
+    fraction of tumour at that distance (:func:`_edge_profile`), ``T`` the tumour (its own HU
+    deep inside the old tumour, values drawn from its interior elsewhere) and ``B`` the
+    background (the CT's own HU away from the old tumour, values drawn from the lung around it
+    elsewhere). So the partial-volume rim that a segmenter includes or leaves out is as wide at
+    follow-up as at baseline.
+    """
     spacing_kji = np.asarray(geometry.spacing[::-1], float)
     # work in a box around the tumour: distance maps of a whole CT are slow
     pad = np.ceil((abs(grow_mm) + 20.0) / spacing_kji).astype(int)
@@ -366,27 +376,58 @@ def _paint_growth(hu: np.ndarray, tumor: np.ndarray, lungs: np.ndarray, geometry
     lo, hi = np.maximum(idx.min(axis=0) - pad, 0), np.minimum(idx.max(axis=0) + pad + 1, tumor.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     t, lung, h = tumor[box], lungs[box], hu[box].astype(np.float32)
-    outside = ndi.distance_transform_edt(~t, sampling=spacing_kji)
-    painted = h.copy()
+    old_s = _signed_distance(t, spacing_kji)
     if grow_mm >= 0:
-        band = ~t & (outside <= grow_mm)
+        band = ~t & (old_s <= grow_mm)
         if (band & lung).any():
             band &= lung | ndi.binary_dilation(t)  # into the lungs (and the tumour's own rim)
-        core = ndi.binary_erosion(t)
-        source = h[core] if core.sum() >= 20 else h[t]
-        painted[band] = rng.choice(source, int(band.sum()))
         new = t | band
     else:
-        inside = ndi.distance_transform_edt(t, sampling=spacing_kji)
-        band = t & (inside <= -grow_mm)
-        shell = lung & ~t & (outside > 3.0) & (outside <= 15.0) & (h < -400.0)
-        source = h[shell] if shell.sum() >= 20 else np.full(20, -850.0, np.float32)
-        painted[band] = rng.choice(source, int(band.sum()))
-        new = t & ~band
-    # a new edge as soft as the scanner's: blur by about a voxel where the band meets the rest
-    edge = ndi.binary_dilation(band, iterations=1) & ~ndi.binary_erosion(band, iterations=1)
-    painted[edge] = ndi.gaussian_filter(painted, 0.7)[edge]
+        new = t & (old_s < grow_mm)
+    if not new.any():
+        raise ValueError(f"shrinking by {-grow_mm} mm leaves no tumour")
+    deep = old_s < -EDGE_MM
+    core_hu = h[deep] if deep.sum() >= 20 else h[t]
+    shell = lung & (old_s > 3.0) & (old_s <= 15.0) & (h < -400.0)
+    lung_hu = h[shell] if shell.sum() >= 20 else np.full(20, -850.0, np.float32)
+    profile_s, profile_a = _edge_profile(h, old_s, float(np.median(core_hu)), float(np.median(lung_hu)))
+    new_s = _signed_distance(new, spacing_kji)
+    near = (np.abs(new_s) <= EDGE_MM) | (np.abs(old_s) <= EDGE_MM)
+    near &= np.abs(new_s - old_s) > 0.5 * spacing_kji.min()  # where the surface did not move, the CT as it was
+    n = int(near.sum())
+    inside_old, beyond_old = old_s[near] < -EDGE_MM, old_s[near] > EDGE_MM
+    tumour_hu = np.where(inside_old, h[near], rng.choice(core_hu, n))
+    background_hu = np.where(beyond_old, h[near], rng.choice(lung_hu, n))
+    a = np.interp(new_s[near], profile_s, profile_a)
+    painted = h.copy()
+    painted[near] = a * tumour_hu + (1.0 - a) * background_hu
     out, mask = hu.copy(), tumor.copy()
     out[box] = np.rint(painted).astype(hu.dtype) if np.issubdtype(hu.dtype, np.integer) else painted.astype(hu.dtype)
     mask[box] = new
     return out, mask
+
+
+EDGE_MM = 4.0  # how far either side of a surface its partial-volume profile is measured and painted
+
+
+def _signed_distance(mask: np.ndarray, spacing_kji: np.ndarray) -> np.ndarray:
+    """mm to the mask's surface: negative inside, positive outside."""
+    return (ndi.distance_transform_edt(~mask, sampling=spacing_kji)
+            - ndi.distance_transform_edt(mask, sampling=spacing_kji)).astype(np.float32)
+
+
+def _edge_profile(hu: np.ndarray, signed_mm: np.ndarray, inside_hu: float, outside_hu: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The tumour's edge as the fraction of tumour ``a(s)`` at signed distance ``s`` (mm) from its
+    surface: the median HU at ``s`` scaled between the lung's and the interior's medians, made
+    to fall monotonically from 1 (at ``-EDGE_MM``) to 0 (at ``+EDGE_MM``)."""
+    edges = np.arange(-EDGE_MM, EDGE_MM + 0.25, 0.5)
+    centres, fractions = [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        values = hu[(signed_mm >= a) & (signed_mm < b)]
+        if values.size >= 10:
+            centres.append(0.5 * (a + b))
+            fractions.append((float(np.median(values)) - outside_hu) / (inside_hu - outside_hu))
+    s = np.concatenate([[-EDGE_MM], centres, [EDGE_MM]])
+    a = np.clip(np.concatenate([[1.0], fractions, [0.0]]), 0.0, 1.0)
+    return s, np.minimum.accumulate(a)

@@ -105,3 +105,33 @@ def test_bad_arguments_are_refused(pair):
         register_followup(pair.baseline, pair.followup, lungs[:-1], pair.lungs("followup"))
     with pytest.raises(ValueError, match="empty"):
         register_followup(pair.baseline, pair.followup, lungs, np.zeros_like(lungs))
+
+
+@pytest.mark.parametrize("grow_mm", [4.0, -3.0])
+def test_a_painted_growth_keeps_the_edge_as_soft_as_it_was(grow_mm):
+    """The real pairs' painted tumour: its new edge has the old edge's partial-volume profile."""
+    from scipy import ndimage as ndi
+
+    from LungTumorReconDev.followup_pairs import _paint_growth, _signed_distance
+    from LungTumorReconLib.coordinates import VolumeGeometry
+
+    g = VolumeGeometry((64, 64, 48), (1.0, 1.0, 1.5), (0.0, 0.0, 0.0))
+    spacing_kji = np.array(g.spacing[::-1])
+    kk, jj, ii = np.indices(g.shape_kji)
+    r = np.sqrt(((kk - 24) * 1.5) ** 2 + (jj - 32.0) ** 2 + (ii - 32.0) ** 2)
+    rng = np.random.default_rng(3)
+    # a 10 mm ball, its edge blurred over about 2 mm, in lung with noise
+    hu = -850.0 + 890.0 * ndi.gaussian_filter((r <= 10.0).astype(float), (2.0 / 1.5, 2.0, 2.0))
+    hu += rng.normal(0.0, 15.0, hu.shape)
+    tumour = r <= 10.0
+    grown_hu, grown = _paint_growth(hu, tumour, np.ones_like(tumour), g, grow_mm, rng)
+    expected_radius = 10.0 + grow_mm
+    assert abs(np.cbrt(grown.sum() * g.voxel_volume_ml * 1000 * 3 / (4 * np.pi)) - expected_radius) < 0.8
+
+    def profile(values, mask):
+        s = _signed_distance(mask, spacing_kji)
+        return [float(np.median(values[(s >= a) & (s < a + 1.0)])) for a in (-3.0, -2.0, 1.0, 2.0)]
+
+    before, after = profile(hu, tumour), profile(grown_hu, grown)
+    assert np.allclose(before, after, atol=60.0), (before, after)  # HU 1-3 mm either side of each surface (a voxel centre is >= 1 mm from it)
+    assert before[0] - before[-1] > 300  # a soft edge that a sharp one would fail

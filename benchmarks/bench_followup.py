@@ -6,8 +6,9 @@ and its outputs, as ``lungtumorrecon followup`` runs them. Not for clinical use.
   2 x 2 x 2.5 mm grid that holds the whole chest;
 * real pairs (:func:`real_followup_pair`) from lung1, LIDC-IDRI-0001 and the IBSI crop: the same
   CT with the tumour grown or shrunk by painting its own HU (or the surrounding lung's) into a
-  band around it. An approximation of growth: the band has the tumour's HU distribution but not
-  its texture, and the rest of the lung is unchanged apart from the motion;
+  band around it, the new edge with the old edge's partial-volume profile. An approximation of
+  growth: the band has the tumour's HU distribution but not its texture, and the rest of the
+  lung is unchanged apart from the motion;
 * one 512 x 512 x 150 pair for time and memory.
 
 The baseline tumour is seeded the way a clinician clicks: a point inside it on its largest axial

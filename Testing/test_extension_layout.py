@@ -1,8 +1,10 @@
 """The Slicer build files: they cannot be built here (no Slicer SDK), so check what they list."""
 
+import json
 import re
 import xml.etree.ElementTree as ET
 
+import pytest
 from conftest import REPO
 
 MODULE = REPO / "LungTumorRecon"
@@ -43,6 +45,34 @@ def test_extension_cmake_follows_the_template():
         assert needle in text
     for field in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS", "DEPENDS"):
         assert f"set(EXTENSION_{field} " in text
+
+
+def _cmake_field(text: str, field: str) -> str:
+    return re.search(rf'set\(EXTENSION_{field} "([^"]*)"', text).group(1)
+
+
+def test_extension_catalog_entry_matches_the_index_schema_and_the_cmake():
+    """Resources/ExtensionsIndex/LungTumorRecon.json, ready for Slicer's ExtensionsIndex: valid
+    against the index's schema (Testing/Data/ExtensionsIndex, with Slicer's licence) and saying
+    what CMakeLists.txt says."""
+    import jsonschema
+
+    data = REPO / "Testing" / "Data" / "ExtensionsIndex"
+    schema = json.loads((data / "slicer-extension-catalog-entry-schema-v1.0.1.json").read_text())
+    entry = json.loads((REPO / "Resources" / "ExtensionsIndex" / "LungTumorRecon.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.validate(entry, schema, cls=jsonschema.Draft7Validator)
+    assert entry["$schema"] == schema["$id"]
+    assert (data / "License-Slicer.txt").read_text().count("Brigham") > 5
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    assert entry["category"] == _cmake_field(cmake, "CATEGORY")
+    assert entry["scm_url"] == _cmake_field(cmake, "HOMEPAGE")
+    assert entry["build_dependencies"] == _cmake_field(cmake, "DEPENDS").split(";") == ["PyTorch"]
+    # the icon and screenshots stay in CMakeLists.txt, where the schema wants them
+    assert not {"icon", "iconurl", "screenshots"} & {k.lower() for k in entry}
+    bad = dict(entry, tier=7)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema, cls=jsonschema.Draft7Validator)
 
 
 def test_icon_is_128_square_png():

@@ -70,14 +70,16 @@ def _ensureRequirements(requirements: list[str]) -> None:
 
 def ensureTorch() -> None:
     """PyTorch through the PyTorch extension (PyTorchUtils), which picks the build for this
-    computer's GPU and asks the user first."""
+    computer's GPU and asks the user first. The Extensions Manager installs that extension with
+    this one (``EXTENSION_DEPENDS PyTorch``); a module loaded from source may lack it."""
     if importlib.util.find_spec("torch") is not None:
         return
     try:
         import PyTorchUtils
     except ImportError:
         raise UnavailableError(
-            "this method needs PyTorch: install the 'PyTorch' extension from the Extensions Manager and restart Slicer"
+            "this method needs PyTorch: the 'PyTorch' extension is missing (it comes with LungTumorRecon from the "
+            "Extensions Manager); install it there and restart Slicer"
         ) from None
     if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is None:
         raise UnavailableError("this method needs PyTorch, which was not installed")

@@ -24,12 +24,10 @@ from LungTumorReconLib.mrml.roles import Role
 from LungTumorReconLib.mrml.scene import Scene
 from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.pipeline.options import PipelineOptions
+from LungTumorReconModule import dicom_panel, finetune_panel, followup_panel, sample_data
 from LungTumorReconModule.dependencies import ensurePythonDependencies, pythonSlicerExecutable
-from LungTumorReconModule.dicom_panel import DicomPanel
-from LungTumorReconModule.finetune_panel import FinetunePanel
 from LungTumorReconModule.panel import (LabelledSeedPlacer, StageProgress, axialSliceIndex, fillCandidatesTable,
                                         openSegmentEditor, redSliceNode, seedAtCandidate, segmentIdOf, showHeterogeneity)
-from LungTumorReconModule.sample_data import registerSampleData
 
 if TYPE_CHECKING:  # these import the pipeline, which needs the packages installed on first use
     from LungTumorReconLib.mrml.presenter import ResultNodes, ResultPresenter
@@ -54,7 +52,7 @@ class LungTumorRecon(ScriptedLoadableModule):
                                  "seeds labelled 'right lung', 'left lung' or 'tumor', choose the methods and Apply. "
                                  "Not for clinical use.")
         self.parent.acknowledgementText = _("Sample data: pyradiomics lung1 (BSD-3). Methods: see docs/methods.md.")
-        slicer.app.connect("startupCompleted()", registerSampleData)
+        slicer.app.connect("startupCompleted()", sample_data.registerSampleData)
 
 
 #
@@ -120,14 +118,16 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.connect("clicked()", lambda: self.onRunStage("all"))
         self.ui.cancelButton.connect("clicked()", self.onCancel)
         self.ui.showHeterogeneityCheckBox.connect("toggled(bool)", self.onShowHeterogeneity)
-        self._dicom = DicomPanel(self.layout, lambda: self._parameterNode, self.resourcePath("requirements.txt"))
-        self._finetune = FinetunePanel(self.layout, lambda: self._parameterNode, self.resourcePath("requirements.txt"))
+        requirements = self.resourcePath("requirements.txt")
+        self._dicom = dicom_panel.DicomPanel(self.layout, lambda: self._parameterNode, requirements)
+        self._finetune = finetune_panel.FinetunePanel(self.layout, lambda: self._parameterNode, requirements)
+        self._followup = followup_panel.FollowupPanel(self.layout, lambda: self._parameterNode, requirements)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        if self._stage is not None:
-            self._stage.cleanup()
-            self._finetune.cleanup()
+        if self._stage is not None:  # set up: stop every child process the panel started
+            for part in (self._stage, self._finetune, self._followup):
+                part.cleanup()
         self.removeObservers()
 
     def enter(self) -> None:

@@ -56,7 +56,7 @@ def module():
                 sys.modules[k] = v
         for name in ("LungTumorRecon", "LungTumorReconModule.dependencies", "LungTumorReconModule.panel",
                      "LungTumorReconModule.sample_data", "LungTumorReconModule.finetune_panel",
-                     "LungTumorReconModule.dicom_panel"):
+                     "LungTumorReconModule.dicom_panel", "LungTumorReconModule.followup_panel"):
             sys.modules.pop(name, None)
 
 

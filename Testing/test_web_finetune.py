@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_jobs import FakeFolderJob
 from test_web_logic import RecordingViews
 
 from LungTumorReconLib.errors import InputError, UnavailableError
@@ -21,34 +22,10 @@ from LungTumorReconLib.pipeline.session import Outcome
 pytest.importorskip("trame_server")
 
 
-class FakeJob:
+def FakeJob(request, outcome: FinetuneOutcome, started: list) -> FakeFolderJob:
     """A FinetuneJob that 'trains' for two polls and ends as told."""
-
-    def __init__(self, request, outcome: FinetuneOutcome, started: list):
-        self.request, self.outcome, self._polls, self.cancelled = request, outcome, 0, False
-        started.append(self)
-
-    def start(self) -> FakeJob:
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self._polls < 2 and not self.cancelled
-
-    def progress(self) -> ProgressEvent:
-        self._polls += 1
-        return ProgressEvent(Step.TUMOR, "step 5/200: loss 0.300", 0.4)
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-    def finish(self) -> FinetuneOutcome:
-        if self.cancelled:
-            return FinetuneOutcome(Outcome.CANCELLED, "fine-tuning cancelled; nothing was written")
-        return self.outcome
-
-    def cleanup(self) -> None:
-        pass
+    return FakeFolderJob(request, outcome, started, ProgressEvent(Step.TUMOR, "step 5/200: loss 0.300", 0.4),
+                         "fine-tuning")
 
 
 @pytest.fixture
@@ -56,13 +33,13 @@ def panel(tmp_path, monkeypatch):
     from trame.app import get_server
     from trame_server.utils.typed_state import TypedState
 
-    import LungTumorReconWeb.finetune as finetune
+    import LungTumorReconWeb.jobs as jobs
     from LungTumorReconLib.coordinates import VolumeGeometry
     from LungTumorReconLib.io.ct import CTVolume
     from LungTumorReconWeb.logic import PanelLogic
     from LungTumorReconWeb.state import NAMESPACE, PanelState
 
-    monkeypatch.setattr(finetune, "POLL_S", 0.01)
+    monkeypatch.setattr(jobs, "POLL_S", 0.01)
     server = get_server(f"ltr-finetune-test-{tmp_path.name}", client_type="vue3")
     typed = TypedState(server.state, PanelState, namespace=NAMESPACE)
     logic = PanelLogic(typed, Scene(), RecordingViews(), out_dir=tmp_path)

@@ -15,6 +15,7 @@ from LungTumorReconLib.errors import LungTumorReconError
 from LungTumorReconLib.finetune import FINETUNABLE_METHODS
 from LungTumorReconLib.pipeline.methods import method_label
 from LungTumorReconModule.dependencies import ensurePythonDependencies, pythonSlicerExecutable
+from LungTumorReconModule.job_section import JobSection
 
 _LABELS = {"model": _("Model"), "steps": _("Steps"), "max_minutes": _("Minutes"), "validation": _("Validation")}
 
@@ -26,17 +27,16 @@ def _folderEdit(settingKey: str):
     return edit
 
 
-class FinetunePanel:
+class FinetunePanel(JobSection):
     """The section's widgets and their actions.
 
     ``parameterNode()`` gives the module's parameter node (its CT and segmentation);
     ``requirementsPath`` is the module's requirements.txt (installed on first use)."""
 
-    POLL_MS = 500
+    title = _("Fine-tuning")
 
     def __init__(self, layout, parameterNode, requirementsPath: str) -> None:
         self.parameterNode, self.requirementsPath = parameterNode, requirementsPath
-        self.job = None
         section = ctk.ctkCollapsibleButton()
         section.text = _("Fine-tuning on corrected cases (not for clinical use)")
         section.collapsed = True
@@ -59,25 +59,10 @@ class FinetunePanel:
         self.stepsBox.setRange(1, 100000)
         self.stepsBox.value = 200
         form.addRow(_("Steps:"), self.stepsBox)
-        self.adaptButton = qt.QPushButton(_("Adapt the model to the cases in the folder"))
-        self.cancelButton = qt.QPushButton(_("Cancel"))
-        self.cancelButton.enabled = False
-        buttons = qt.QHBoxLayout()
-        buttons.addWidget(self.adaptButton)
-        buttons.addWidget(self.cancelButton)
-        form.addRow(buttons)
-        self.progressBar = qt.QProgressBar()
-        form.addRow(self.progressBar)
-        self.statusLabel = qt.QLabel()
-        self.statusLabel.wordWrap = True
-        self.statusLabel.setTextInteractionFlags(qt.Qt.TextSelectableByMouse)  # the weights path can be copied
-        form.addRow(self.statusLabel)
-        self.timer = qt.QTimer()
-        self.timer.setInterval(self.POLL_MS)
-        self.timer.connect("timeout()", self.poll)
+        self._addJobControls(form, _("Adapt the model to the cases in the folder"))
+        self.adaptButton = self.runButton
         self.saveButton.connect("clicked()", self.onSaveCase)
         self.adaptButton.connect("clicked()", self.onAdapt)
-        self.cancelButton.connect("clicked()", self.onCancel)
 
     def onSaveCase(self) -> None:
         p = self.parameterNode()
@@ -109,7 +94,7 @@ class FinetunePanel:
             request = FinetuneRequest(model=self.modelBox.currentData, cases_dir=self.casesFolder.currentPath,
                                       out_dir=self.outputFolder.currentPath, steps=int(self.stepsBox.value),
                                       device="auto")
-            self.job = FinetuneJob(request, python=pythonSlicerExecutable()).start()
+            job = FinetuneJob(request, python=pythonSlicerExecutable()).start()
         except LungTumorReconError as exc:
             slicer.util.errorDisplay(_("Fine-tuning: {error}").format(error=exc.describe(_LABELS)))
             return
@@ -118,46 +103,10 @@ class FinetunePanel:
                                      detailedText=traceback.format_exc())
             return
         self.outputFolder.addCurrentPathToHistory()
-        self._setBusy(True)
-        self.progressBar.value = 0
-        self.statusLabel.text = _("Fine-tuning: starting")
-        self.timer.start()
+        self._startJob(job)
 
-    def _setBusy(self, busy: bool) -> None:
-        self.adaptButton.enabled = not busy
-        self.cancelButton.enabled = busy
-
-    def onCancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.poll()  # finish now: the child is gone
-
-    def poll(self) -> None:
-        job = self.job
-        if job is None:
-            return
-        event = job.progress()
-        self.progressBar.value = int(round(100 * (event.fraction or 0.0)))
-        self.statusLabel.text = _("Fine-tuning: {message}").format(message=event.message)
-        if job.running:
-            return
-        self.timer.stop()
-        self.job = None
-        self._setBusy(False)
-        try:
-            outcome = job.finish()
-        except Exception as exc:  # noqa: BLE001 - shown, and the panel stays usable
-            self.statusLabel.text = _("Fine-tuning failed: {error}").format(error=exc)
-            slicer.util.errorDisplay(str(exc), detailedText=traceback.format_exc())
-            return
+    def _finished(self, outcome) -> None:
         self.statusLabel.text = outcome.message
         self.progressBar.value = 100 if outcome.weights is not None else 0
         if outcome.error is not None:
             slicer.util.errorDisplay(f"{outcome.message}: {outcome.error.describe(_LABELS)}")
-
-    def cleanup(self) -> None:
-        """Kill a running fine-tuning and remove its job folder (the module is closing)."""
-        self.timer.stop()
-        if self.job is not None:
-            self.job.cleanup()
-            self.job = None

@@ -23,15 +23,31 @@ from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.segmentation import SegmentationEffect
 from trame_slicer.segmentation.segmentation_undo_command import SegmentationLabelMapUndoCommand
+from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition, ViewProps, ViewType
 from vtkmodules.vtkCommonCore import vtkCommand
 
 from LungTumorReconLib.io.ct import CTVolume
 from LungTumorReconLib.io.seeds import Seed
+from LungTumorReconLib.mrml.followup_scene import show_in_views
 from LungTumorReconLib.mrml.roles import HETEROGENEITY_OPACITY
 from LungTumorReconLib.mrml.scene import Scene
 from LungTumorReconWeb.logic import PanelLogic
 from LungTumorReconWeb.state import NAMESPACE, PanelState
 from LungTumorReconWeb.ui import TITLE, build_panel
+
+MAIN_LAYOUT = "Axial Primary"
+FOLLOWUP_LAYOUT = "Follow-up side by side"
+# The follow-up's two axial views (baseline, follow-up): the app's own, so that the CT views keep
+# what they show, in a view group of their own, so that linking them moves neither CT view.
+FOLLOWUP_VIEWS = (("Baseline", "#F34A33"), ("Follow-up", "#EFD64D"))
+FOLLOWUP_VIEW_GROUP = 1
+
+
+def _followup_layout() -> Layout:
+    views = [ViewLayoutDefinition(tag, ViewType.SLICE_VIEW, ViewProps(label=tag, orientation="Axial", color=color,
+                                                                      group=FOLLOWUP_VIEW_GROUP))
+             for tag, color in FOLLOWUP_VIEWS]
+    return Layout(LayoutDirection.Horizontal, views)
 
 
 class LungTumorReconWebApp(TrameApp):
@@ -46,7 +62,7 @@ class LungTumorReconWebApp(TrameApp):
         self.seg_logic = SegmentEditorLogic(self.server, self.slicer)
         self.layout_manager = LayoutManager(self.slicer.scene, self.slicer.view_manager, self.server)
         self.layout_manager.register_layout_dict(LayoutManager.default_grid_configuration())
-        self.layout_manager.set_layout("Axial Primary")
+        self.layout_manager.set_layout(MAIN_LAYOUT)
         self.typed = TypedState(self.state, PanelState, namespace=NAMESPACE)
         self.logic = PanelLogic(self.typed, Scene.attach(self.slicer.scene, self.slicer.app_logic), self, Path(out_dir))
         self.typed.bind_changes({self.typed.name.correct_lung: self._select_segment,
@@ -165,6 +181,29 @@ class LungTumorReconWebApp(TrameApp):
 
     def place_point(self, markups_node) -> None:
         self.slicer.markups_logic.place_node(markups_node, persistent=False)
+
+    def show_followup(self, nodes) -> None:
+        """A loaded follow-up (the library's FollowupNodes) side by side: two axial views, each
+        with its CT and its own segmentation, linked, each at the first tumour's centre."""
+        if not self.layout_manager.has_layout(FOLLOWUP_LAYOUT):
+            self.layout_manager.register_layout(FOLLOWUP_LAYOUT, _followup_layout())
+        self.layout_manager.set_layout(FOLLOWUP_LAYOUT)
+        shown = ((nodes.baseline_volume, nodes.baseline_segmentation), (nodes.followup_volume,
+                                                                        nodes.followup_segmentation))
+        for index, ((tag, _), (volume, segmentation)) in enumerate(zip(FOLLOWUP_VIEWS, shown)):
+            view = self.slicer.view_manager.get_view(tag)
+            view.set_background_volume_id(volume.GetID())
+            view.set_foreground_volume_id(None)
+            # linked: moving one moves the other to the same place (the follow-up is aligned on the baseline)
+            self.slicer.scene.GetSingletonNode(tag, "vtkMRMLSliceCompositeNode").SetLinkedControl(True)
+            show_in_views(segmentation, [view.get_view_node_id()])
+            view.fit_view_to_content()
+            if nodes.centres_ras:  # a jump from code is not passed on to the linked view
+                view.get_view_node().JumpSliceByCentering(*nodes.centres_ras[0][index])
+            view.schedule_render()
+
+    def show_main_views(self) -> None:
+        self.layout_manager.set_layout(MAIN_LAYOUT)
 
 
 def serve(ct: CTVolume, seeds: list[Seed], host: str = "127.0.0.1", port: int = 8080, out_dir: str | Path = ".") -> None:

@@ -4,8 +4,6 @@ library's FinetuneJob), with progress and Cancel. Not for clinical use."""
 
 from __future__ import annotations
 
-import asyncio
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,13 +12,13 @@ from trame_server.utils.asynchronous import create_task
 
 from LungTumorReconLib.errors import InputError, LungTumorReconError
 from LungTumorReconLib.finetune.job import FinetuneJob, FinetuneRequest
+from LungTumorReconLib.pipeline.events import ProgressEvent
 from LungTumorReconLib.pipeline.session import Outcome
+from LungTumorReconWeb.jobs import follow_job
 from LungTumorReconWeb.state import FINETUNE_LABELS
 
 if TYPE_CHECKING:
     from LungTumorReconWeb.logic import PanelLogic
-
-POLL_S = 0.5
 
 
 class FinetuneLogic:
@@ -69,30 +67,19 @@ class FinetuneLogic:
 
     async def _follow(self) -> None:
         """Poll the child; the UI stays live between polls."""
-        job, message, error, weights = self.job, "", "", ""
-        try:
-            while job.running:
-                await asyncio.sleep(POLL_S)
-                event = job.progress()
-                with self.typed.state:
-                    self.state.finetune_progress = round(100 * (event.fraction or 0.0))
-                    self.state.finetune_message = f"fine-tuning: {event.message}"
-            outcome = job.finish()
-            message = outcome.message
-            if outcome.status is Outcome.FAILED:
-                error = outcome.error.describe(FINETUNE_LABELS)
-            elif outcome.status is Outcome.DONE:
-                weights = str(outcome.weights)
-        except Exception as exc:  # noqa: BLE001 - shown in the panel, which stays usable
-            traceback.print_exc()
-            message, error = "fine-tuning: failed", f"{type(exc).__name__}: {exc}"
-            job.cleanup()
+        outcome, message, error = await follow_job(self.job, self.typed, self._show_progress, FINETUNE_LABELS,
+                                                   "fine-tuning")
+        weights = str(outcome.weights) if outcome is not None and outcome.status is Outcome.DONE else ""
         self.job = None
         with self.typed.state:
             self.state.finetune_busy, self.state.finetune_progress = False, 100 if weights else 0
             self.state.finetune_message, self.state.finetune_weights = message, weights
             if error:
                 self.state.error = error
+
+    def _show_progress(self, event: ProgressEvent) -> None:
+        self.state.finetune_progress = round(100 * (event.fraction or 0.0))
+        self.state.finetune_message = f"fine-tuning: {event.message}"
 
     def cancel(self) -> None:
         if self.job is not None:

@@ -24,6 +24,7 @@ from LungTumorReconLib.pipeline.methods import stage_title
 from LungTumorReconLib.pipeline.session import Candidate, Outcome, StageRunner, StageSession
 from LungTumorReconWeb.dicom import DicomLogic
 from LungTumorReconWeb.finetune import FinetuneLogic
+from LungTumorReconWeb.followup import FollowupLogic
 from LungTumorReconWeb.state import CONTROL_LABELS, PanelState, options_from_state
 
 POLL_S = 0.25
@@ -47,6 +48,8 @@ class Views(Protocol):
     def jump_to(self, ras) -> None: ...
     def show_foreground(self, volume_node) -> None: ...
     def place_point(self, markups_node) -> None: ...
+    def show_followup(self, nodes) -> None: ...  # a loaded follow-up's two CTs side by side
+    def show_main_views(self) -> None: ...
 
 
 def _number(value, digits: int = 2) -> str:
@@ -72,6 +75,7 @@ class PanelLogic:
         self._table_update: asyncio.Task | None = None
         self.finetune = FinetuneLogic(self)
         self.dicom = DicomLogic(self)
+        self.followup = FollowupLogic(self)
 
     # -- input -----------------------------------------------------------------------------------
     def load(self, ct: CTVolume, seeds: list[Seed]) -> None:

@@ -66,6 +66,19 @@ class PanelState:
     pacs_destination: str = ""  # AET@HOST:PORT or a DICOMweb URL
     dicom_busy: bool = False  # sending
     dicom_message: str = ""
+    # follow-up: this CT (or a file) as baseline, a later CT of the same patient (paths on the server's machine)
+    followup_baseline_current: bool = True  # the CT shown as baseline (its tumour seeds follow it)
+    followup_baseline_path: str = ""  # else this CT: a DICOM folder or an image file
+    followup_path: str = ""
+    followup_baseline_date: str = ""  # YYYY-MM-DD, both or none (the DICOM study dates then)
+    followup_date: str = ""
+    followup_out: str = ""
+    followup_busy: bool = False
+    followup_progress: int = 0
+    followup_message: str = ""
+    followup_rows: list[dict] = field(default_factory=list)  # the growth table (text by GROWTH_COLUMNS key)
+    followup_recist: str = ""
+    followup_shown: bool = False  # both CTs side by side in the views
 
 
 def options_from_state(state: PanelState) -> PipelineOptions:
@@ -77,6 +90,8 @@ CONTROL_LABELS = {"lungs": "Lung method", "tumor": "Tumour method", "recon": "Su
 FINETUNE_LABELS = {"model": "Model to adapt", "steps": "Steps", "max_minutes": "Minutes", "validation": "Validation",
                    "device": "Device"}
 DICOM_LABELS = {"timeout_s": "Timeout", "calling_aet": "Calling AE title"}
+FOLLOWUP_LABELS = {"baseline": "Baseline CT", "followup": "Follow-up CT", "dates": "Dates", "seeds_path": "Seeds",
+                   "lungs": "Lung method", "tumor": "Tumour method", "device": "Device"}
 
 
 def finetune_model_items() -> list[dict]:

@@ -11,6 +11,7 @@ from trame.widgets import vuetify3 as v3
 from trame_server.utils.typed_state import TypedState
 
 from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR
+from LungTumorReconLib.mrml.followup_scene import GROWTH_COLUMNS, GROWTH_LABEL
 from LungTumorReconWeb.state import CONTROL_LABELS, FINETUNE_LABELS, PanelState, finetune_model_items, method_items
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ def build_panel(typed: TypedState[PanelState], logic: PanelLogic) -> None:
         html.Div(f"{{{{ {n.saved} }}}}", classes="text-caption", id="ltr-saved")
         _dicom_section(typed, logic)
         _finetune_section(typed, logic)
+        _followup_section(typed, logic)
 
 
 def _dicom_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
@@ -121,6 +123,44 @@ def _finetune_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
     html.Div(f"{{{{ {n.finetune_message} }}}}", classes="text-caption", id="ltr-finetune-message")
     html.Div(f"Adapted weights (for --weights): {{{{ {n.finetune_weights} }}}}", v_if=n.finetune_weights,
              classes="text-caption font-weight-bold", id="ltr-finetune-weights")
+
+
+def _followup_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
+    """A later CT against a baseline: growth, doubling time, Lung-RADS, RECIST; both CTs side by side."""
+    n = typed.name
+    running = n.followup_busy
+    _section("Follow-up (not for clinical use)")
+    v3.VCheckbox(v_model=(n.followup_baseline_current,), label="Baseline: the CT shown (its tumour seeds are followed)",
+                 density="compact", hide_details=True, id="ltr-followup-use-current")
+    v3.VTextField(v_if=f"!{n.followup_baseline_current}", v_model=(n.followup_baseline_path,),
+                  label="Baseline CT (DICOM folder or image file)", density="compact", hide_details=True,
+                  id="ltr-followup-baseline")
+    v3.VTextField(v_model=(n.followup_path,), label="Follow-up CT (DICOM folder or image file)", density="compact",
+                  hide_details=True, classes="mt-1", id="ltr-followup-path")
+    with html.Div(classes="d-flex ga-2 mt-1"):
+        for state_id, label, key in ((n.followup_baseline_date, "Baseline date", "baseline-date"),
+                                     (n.followup_date, "Follow-up date", "date")):
+            v3.VTextField(v_model=(state_id,), label=label, placeholder="YYYY-MM-DD", density="compact",
+                          hide_details=True, id=f"ltr-followup-{key}")
+    v3.VTextField(v_model=(n.followup_out,), label="Output folder", density="compact", hide_details=True,
+                  classes="mt-1", id="ltr-followup-out")
+    with html.Div(classes="d-flex ga-2 mt-1"):
+        v3.VBtn("Compare with the baseline", size="small", color="primary", id="ltr-followup-start",
+                disabled=(f"{running} || {n.busy}",), click=logic.followup.start)
+        v3.VBtn("Cancel", size="small", color="error", variant="outlined", id="ltr-followup-cancel",
+                disabled=(f"!{running}",), click=logic.followup.cancel)
+    v3.VProgressLinear(model_value=(n.followup_progress,), height=6, classes="mt-2", id="ltr-followup-progress")
+    html.Div(f"{{{{ {n.followup_message} }}}}", classes="text-caption", style="white-space: pre-line",
+             id="ltr-followup-message")
+    with html.Div(v_if=f"{n.followup_rows}.length", id="ltr-followup-results"):
+        html.Div(GROWTH_LABEL, classes="text-caption text-error", id="ltr-followup-label")
+        headers = [{"title": title, "key": key} for key, title in GROWTH_COLUMNS]
+        v3.VDataTable(items=(n.followup_rows,), headers=(_literal(headers),), density="compact",
+                      hide_default_footer=True, items_per_page=-1, id="ltr-followup-table")
+        html.Div(f"{{{{ {n.followup_recist} }}}}", classes="text-caption font-weight-bold",
+                 style="white-space: pre-line", id="ltr-followup-recist")
+        v3.VBtn(f"{{{{ {n.followup_shown} ? 'Back to the CT views' : 'Show both CTs side by side' }}}}",
+                size="small", variant="tonal", id="ltr-followup-views", click=logic.followup.toggle_views)
 
 
 def _input_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:

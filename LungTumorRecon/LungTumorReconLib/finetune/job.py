@@ -1,6 +1,6 @@
 """Fine-tuning in a child process, with progress and Cancel, for the panels.
 
-The same mechanism as the pipeline's (:class:`~LungTumorReconLib.pipeline.job.ChildJob`): the
+The same mechanism as the pipeline's (:class:`~LungTumorReconLib.pipeline.folder_job.OutputFolderJob`): the
 request is written as JSON into a job folder, ``python -m LungTumorReconLib.finetune.job
 FOLDER`` runs :func:`~LungTumorReconLib.finetune.training.finetune` in a process group of its
 own and prints ``PROGRESS`` lines, and Cancel kills the group. The child writes the output
@@ -18,19 +18,17 @@ Example (what a panel's timer does, as a script)::
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from LungTumorReconLib.errors import LungTumorReconError
 from LungTumorReconLib.pipeline.events import ProgressEvent, Step
-from LungTumorReconLib.pipeline.job import ChildJob, print_progress, run_child
+from LungTumorReconLib.pipeline.folder_job import RESULT_FILE, OutputFolderJob
+from LungTumorReconLib.pipeline.job import print_progress, run_child
 from LungTumorReconLib.pipeline.session import Outcome
 
 REQUEST_FILE = "finetune.json"
-RESULT_FILE = "result.json"
 MODULE = "LungTumorReconLib.finetune.job"
 
 
@@ -61,77 +59,29 @@ class FinetuneOutcome:
     summary: dict | None = None
 
 
-class FinetuneJob(ChildJob):
-    """One fine-tuning run in a child process: ``start``, ``poll``, ``cancel``, ``finish``.
-
-    Parameters
-    ----------
-    request : FinetuneRequest
-        The run.
-    python : str, optional
-        The interpreter (inside desktop Slicer, ``PythonSlicer``).
-    work_dir : str or Path, optional
-        Where the job folder goes (the system's temporary folder by default).
-    """
+class FinetuneJob(OutputFolderJob):
+    """One fine-tuning run in a child process (see :class:`OutputFolderJob`): ``start``,
+    ``progress``, ``cancel``, ``finish`` (a :class:`FinetuneOutcome`)."""
 
     module = MODULE
     process_name = "the fine-tuning process"
+    request_file = REQUEST_FILE
+    title = "fine-tuning"
+    outcome_type = FinetuneOutcome
 
-    def __init__(self, request: FinetuneRequest, python: str | None = None, work_dir: str | Path | None = None) -> None:
-        self.request = request
-        self._started = 0.0
-        super().__init__(python, work_dir)
-
-    def _write_inputs(self) -> None:
-        self._started = time.time()
-        (self.folder / REQUEST_FILE).write_text(json.dumps(asdict(self.request)), encoding="utf-8")
-
-    def start(self) -> FinetuneJob:
-        """Refuse bad input at once (:func:`check_inputs`), then start the child."""
+    def check(self) -> None:
+        """Refuse bad input at once (:func:`~LungTumorReconLib.finetune.training.check_inputs`)."""
         from LungTumorReconLib.finetune.training import check_inputs
 
         r = self.request
-        try:
-            check_inputs(r.model, r.cases_dir, r.out_dir, r.steps, r.max_minutes, r.overwrite)
-        except BaseException:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            raise
-        super().start()
-        return self
+        check_inputs(r.model, r.cases_dir, r.out_dir, r.steps, r.max_minutes, r.overwrite)
 
-    def progress(self) -> ProgressEvent:
-        """The latest progress (never blocks)."""
-        return self.poll().event
-
-    def cancel(self) -> None:
-        """Stop the child and its processes now; a hidden output folder it was writing is removed."""
-        was_running = self.running
-        super().cancel()
-        if was_running:
-            out = Path(self.request.out_dir).absolute()
-            for partial in out.parent.glob(f".{out.name}.partial-*"):
-                if partial.stat().st_mtime >= self._started - 1.0:  # this job's, not an older run's
-                    shutil.rmtree(partial, ignore_errors=True)
-
-    def finish(self) -> FinetuneOutcome:
-        """How the run ended, once the child has; the job folder is removed."""
-        if self._process is None or self.running:
-            raise RuntimeError("the fine-tuning was not started" if self._process is None else "it is still running")
-        try:
-            self.poll()
-            if self.cancelled:
-                return FinetuneOutcome(Outcome.CANCELLED, "fine-tuning cancelled; nothing was written")
-            failure = self.failure
-            if failure is not None:
-                return FinetuneOutcome(Outcome.FAILED, "fine-tuning failed", error=failure)
-            done = json.loads((self.folder / RESULT_FILE).read_text(encoding="utf-8"))
-            weights, method = Path(done["weights"]), done["summary"]["tumor_method"]
-            dice = done["summary"]["validation"]
-            message = (f"fine-tuning done (validation Dice {dice['dice_before']:.3f} before, {dice['dice_after']:.3f} "
-                       f"after): use the tumour method {method} with the weights file {weights}")
-            return FinetuneOutcome(Outcome.DONE, message, weights=weights, method=method, summary=done["summary"])
-        finally:
-            self.cleanup()
+    def done(self, result: dict) -> FinetuneOutcome:
+        weights, method = Path(result["weights"]), result["summary"]["tumor_method"]
+        dice = result["summary"]["validation"]
+        message = (f"fine-tuning done (validation Dice {dice['dice_before']:.3f} before, {dice['dice_after']:.3f} "
+                   f"after): use the tumour method {method} with the weights file {weights}")
+        return FinetuneOutcome(Outcome.DONE, message, weights=weights, method=method, summary=result["summary"])
 
 
 def run_finetune_job(folder: Path) -> None:

@@ -132,6 +132,48 @@ class ResultPresenter:
         tumor = self.scene.segment_masks(segmentation_node, ct.geometry)[TUMOR]
         return write_case(folder, name or unique_case_name(folder, volume_node.GetName() or "case"), ct, tumor)
 
+    # -- follow-up -------------------------------------------------------------------------------
+    def load_followup(self, folder: str | Path, baseline_volume, followup_volume, align: bool = True):
+        """Put a finished follow-up folder into the scene (not for clinical use).
+
+        Parameters
+        ----------
+        folder : str or Path
+            What ``lungtumorrecon followup`` (or a FollowupJob) wrote: ``followup.json``,
+            ``baseline.seg.nrrd``, ``followup.seg.nrrd``, ``registration.h5``.
+        baseline_volume, followup_volume : vtkMRMLScalarVolumeNode
+            The two CTs it was computed from; each gets its segmentation.
+        align : bool, optional
+            Put the follow-up volume and segmentation under the registration's transform node,
+            so that they are shown aligned on the baseline.
+
+        Returns
+        -------
+        FollowupNodes
+            The nodes (segmentations, transform, growth table), the growth rows, the RECIST
+            line and each tumour's centre in world RAS at both times
+            (:mod:`~LungTumorReconLib.mrml.followup_scene`).
+        """
+        from LungTumorReconLib.mrml.followup_scene import load_followup
+
+        return load_followup(self, folder, baseline_volume, followup_volume, align)
+
+    def write_followup_inputs(self, baseline_volume, followup_volume, folder: str | Path,
+                              seeds_node=None) -> tuple[Path, Path, Path | None]:
+        """The files a follow-up job reads, written from the scene into ``folder``: each CT (its
+        DICOM folder when the library read it from one, else an NRRD of its voxels) and the
+        placed seeds in the baseline's frame as baseline seeds (None without seeds)."""
+        from LungTumorReconLib.mrml.followup_scene import write_seeds_file, write_volume_file
+
+        if not baseline_volume or not followup_volume:
+            raise InputError("select both CTs: the baseline and the follow-up")
+        if baseline_volume is followup_volume:
+            raise InputError("the baseline and the follow-up are the same CT: select two")
+        folder = Path(folder)
+        return (write_volume_file(baseline_volume, folder, "baseline"),
+                write_volume_file(followup_volume, folder, "followup"),
+                write_seeds_file(seeds_node, baseline_volume, folder / "baseline-seeds.mrk.json"))
+
     # -- whole results -----------------------------------------------------------------------
     def export_dicom(self, volume_node, folder: str | Path, segmentation_node=None, seeds_node=None,
                      source_files: list | None = None) -> list[Path]:

@@ -30,6 +30,10 @@ class Role(str, Enum):
     HETEROGENEITY = "heterogeneity map"
     VOLUMES_TABLE = "segment volumes table"
     TUMORS_TABLE = "tumour measurements table"
+    # a follow-up folder loaded into the scene (mrml/followup_scene.py)
+    FOLLOWUP_SEGMENTATION = "follow-up segmentation"
+    FOLLOWUP_TRANSFORM = "follow-up registration"
+    FOLLOWUP_TABLE = "follow-up growth table"
 
 
 NODE_NAMES = {  # the name a new node gets; the user may rename it
@@ -39,6 +43,9 @@ NODE_NAMES = {  # the name a new node gets; the user may rename it
     Role.HETEROGENEITY: "tumor heterogeneity",
     Role.VOLUMES_TABLE: "Segment volumes",
     Role.TUMORS_TABLE: "Tumor measurements",
+    Role.FOLLOWUP_SEGMENTATION: "follow-up segmentation",
+    Role.FOLLOWUP_TRANSFORM: "follow-up to baseline (registration)",
+    Role.FOLLOWUP_TABLE: "Follow-up growth (not for clinical use)",
 }
 
 # Segment colours (RGB 0-1), fixed so that every front end shows the same thing.

@@ -186,6 +186,12 @@ class Scene(SceneFiles):
         return node
 
     @staticmethod
+    def world_ras(node, ras) -> tuple[float, float, float]:
+        """A point given in ``node``'s own frame (RAS) where the views show it: through the node's
+        parent transforms (the point itself when it has none)."""
+        return tuple(float(v) for v in _between_frames(node, None).TransformPoint(*(float(v) for v in ras)))
+
+    @staticmethod
     def volume_geometry(node) -> VolumeGeometry:
         from vtkmodules.vtkCommonMath import vtkMatrix4x4
 

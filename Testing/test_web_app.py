@@ -19,6 +19,8 @@ import pytest
 
 from conftest import REPO
 
+from LungTumorReconLib.pipeline import methods
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SHOTS = REPO / "out" / "web-app-screenshots"
@@ -258,7 +260,7 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     # 3. Run all, with the progress bar moving and finishing. LNHG: the default GK gives 1.71 mL
     # against the label's 1.36 mL (+26%: it keeps the partial-volume rim, about -370 HU, that the
     # delineation leaves out); LNHG, trained on synthetic chests only, gives 1.28-1.30 mL (the clicked seed moves a little).
-    page.choose("ltr-tumor-method", "LNHG (network)")
+    page.choose("ltr-tumor-method", methods.method_label("tumor", "lnhg"))
     page.wait_for(lambda: page.state("tumor") == "lnhg", 5, "the method")
     page.click("ltr-run-all")
     page.wait_for(lambda: page.state("busy"), 10, "the run to start")
@@ -409,7 +411,7 @@ def test_web_app_candidates_seed_and_heterogeneity_map(server, browser, tmp_path
     page.wait_for(lambda: abs(page.state("axial_probe")["xy_to_ras"][11] - best[2]) < g.spacing[2] / 2, 10,
                   "the axial view at the candidate")
 
-    page.choose("ltr-tumor-method", "LNHG (network)")
+    page.choose("ltr-tumor-method", methods.method_label("tumor", "lnhg"))
     page.wait_for(lambda: page.state("tumor") == "lnhg", 5, "the method")
     page.click("ltr-run-tumor")
     page.wait_for(lambda: page.state("busy"), 10, "the tumour stage to start")

@@ -27,7 +27,8 @@ system-packages:
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[deep,headless,web,dev]" 2>&1 | grep -v "^WARNING: Location" || true
-	@$(PY) -c "import LungTumorReconLib, slicer, torch, monai, SimpleITK, skfuzzy" || { echo "error: installation incomplete" >&2; exit 1; }
+	@$(PY) -c "import LungTumorReconLib, slicer, torch, monai, SimpleITK, skfuzzy, distributed" && test -x $(VENV)/bin/dask \
+	  || { echo "error: installation incomplete" >&2; exit 1; }
 	@touch $(STAMP)
 
 demo: install

@@ -235,3 +235,37 @@ def test_unreachable_scheduler_is_one_error_line(tmp_path, cohort):
     assert run.returncode == 2, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and run.stderr.startswith("error: --scheduler: cannot reach")
     assert not (tmp_path / "o" / "summary.csv").exists()
+
+
+_WRITING_CHILD = """
+import sys, time
+from LungTumorReconLib.io.output_folder import partial_folder
+from LungTumorReconLib.pipeline.job import stop_with_parent
+stop_with_parent()
+with partial_folder(sys.argv[1]) as folder:
+    (folder / "half.json").write_text("{")
+    time.sleep(120)
+"""
+_PARENT = """
+import os, subprocess, sys, time
+env = dict(os.environ, LTR_PARENT_PID=str(os.getpid()))
+subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], env=env, start_new_session=True)
+time.sleep(120)
+"""
+
+
+def test_a_case_whose_worker_dies_while_it_writes_leaves_no_partial_folder(tmp_path):
+    """The killed worker of the first test is usually killed before its case writes; here the
+    parent dies while its child is writing its output folder."""
+    target = tmp_path / "case"
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, _WRITING_CHILD, str(target)])
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".case.partial-*/half.json")):
+        assert time.monotonic() < deadline and parent.poll() is None
+        time.sleep(0.1)
+    child = psutil.Process(parent.pid).children()[0]
+    parent.kill()
+    parent.wait()
+    _, alive = psutil.wait_procs([child], timeout=15)
+    assert alive == []
+    assert list(tmp_path.iterdir()) == []  # neither the partial folder nor the case's

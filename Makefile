@@ -27,7 +27,8 @@ system-packages:
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[deep,headless,web,dev]" 2>&1 | grep -v "^WARNING: Location" || true
-	@$(PY) -c "import LungTumorReconLib, slicer, torch, monai, SimpleITK, skfuzzy" || { echo "error: installation incomplete" >&2; exit 1; }
+	@$(PY) -c "import LungTumorReconLib, slicer, torch, monai, SimpleITK, skfuzzy, distributed" && test -x $(VENV)/bin/dask \
+	  || { echo "error: installation incomplete" >&2; exit 1; }
 	@touch $(STAMP)
 
 demo: install
@@ -41,7 +42,7 @@ test: install
 
 # Each script's tables go to out/bench/NN-name.md under a line naming the commit it ran at;
 # docs/results.md is then written from them whole.
-BENCH_SCRIPTS := 1-lungs:bench_lungs 2-tumor:bench_tumor 3-recon:bench_recon 4-deep-tumor:bench_deep_tumor 5-memory:bench_memory 6-deep-real:bench_deep_real 7-finetune:bench_finetune 8-dicom:bench_dicom 9-followup:bench_followup
+BENCH_SCRIPTS := 1-lungs:bench_lungs 2-tumor:bench_tumor 3-recon:bench_recon 4-deep-tumor:bench_deep_tumor 5-memory:bench_memory 6-deep-real:bench_deep_real 7-finetune:bench_finetune 8-dicom:bench_dicom 9-followup:bench_followup 10-cluster:bench_cluster
 
 bench: install
 	@mkdir -p out/bench

@@ -59,6 +59,9 @@ def test_batch_refuses_a_bad_folder_or_option_before_any_case(tmp_path):
     for args in (["batch", tmp_path / "missing", "--out", tmp_path / "o"],
                  ["batch", empty, "--out", tmp_path / "o"],
                  ["batch", empty, "--out", tmp_path / "o", "--jobs", "0"],
+                 ["batch", empty, "--out", tmp_path / "o", "--scheduler", "local:0"],
+                 ["batch", empty, "--out", tmp_path / "o", "--scheduler", "tcp://no where"],
+                 ["batch", empty, "--out", tmp_path / "o", "--scheduler", "local:2", "--jobs", "2"],
                  ["batch", empty, "--out", tmp_path / "o", "--tumor", "r3d-dense-unet", "--weights", tmp_path / "x"]):
         run = run_cli(*args)
         assert run.returncode == 2, run.stderr

@@ -29,7 +29,9 @@ and say nothing about a clinical population.
 
 
 def join_sections(folder: Path) -> str:
-    sections = sorted(folder.glob("*.md"))
+    # by section number: 10-cluster after 8-dicom, not after 1-lungs
+    sections = sorted(folder.glob("*.md"), key=lambda p: (int(p.name.split("-")[0]) if p.name.split("-")[0].isdigit()
+                                                          else 0, p.name))
     if not sections:
         raise SystemExit(f"error: {folder}: no bench sections (*.md) to join")
     return HEADER + "".join(f"\n{s.read_text().strip()}\n" for s in sections)

@@ -57,7 +57,7 @@ FLAGS = {"lungs": "--lungs", "tumor": "--tumor", "recon": "--recon", "device": "
          "lungs_from": "--lungs-from", "lung_correction": "--lung-correction", "roi": "--roi",
          "tumor_per_slice": "--tumor-per-slice", "memory_check": "--skip-memory-check", "jobs": "--jobs",
          "model": "MODEL", "steps": "--steps", "max_minutes": "--minutes", "validation": "--validation",
-         "timeout_s": "--timeout", "calling_aet": "--aet", **followup_cli.FLAGS}
+         "timeout_s": "--timeout", "calling_aet": "--aet", "scheduler": "--scheduler", **followup_cli.FLAGS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("input_dir", metavar="INPUT_DIR",
                        help="folder of cases: image files or DICOM folders, seeds beside them as CASENAME.mrk.json")
     batch.add_argument("--out", required=True, help="output folder; cases already finished there are skipped")
-    batch.add_argument("--jobs", type=int, default=1, help="cases run at once (default: 1)")
+    batch.add_argument("--jobs", type=int, help="cases run at once on this machine (default: 1)")
+    batch.add_argument("--scheduler", metavar="ADDRESS", help="run the cases on a Dask cluster: its scheduler "
+                       "(tcp://HOST:8786; folders shared by the workers), or local:N for N workers here")
     _add_method_options(batch, per_case=False)
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -216,8 +218,10 @@ def _run_args(options: PipelineOptions) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from LungTumorReconLib.io.output_folder import check_output_dir, write_result
+    from LungTumorReconLib.pipeline.job import stop_with_parent
     from LungTumorReconLib.pipeline.run import run_pipeline
 
+    stop_with_parent()  # a case of batch: it ends with the batch or Dask worker that started it
     progress = _Progress(args.quiet)
     options = _options_from_args(args)
     check_output_dir(args.out, args.overwrite)  # refuse before any work
@@ -268,7 +272,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     options = _options_from_args(args)
     run_args = _run_args(options) + (["--no-dicom"] if args.no_dicom else [])
     check_options(options)  # a refused method, device or weights file stops the batch before any case
-    results = run_batch(args.input_dir, args.out, run_args, jobs=args.jobs, quiet=args.quiet)
+    results = run_batch(args.input_dir, args.out, run_args, jobs=args.jobs, quiet=args.quiet,
+                        scheduler=args.scheduler, options=options)
     failed = [r for r in results if r.status == "failed"]
     sys.stderr.write(f"{len(results) - len(failed)} of {len(results)} cases done; summary: "
                      f"{Path(args.out) / SUMMARY_FILE}\n")

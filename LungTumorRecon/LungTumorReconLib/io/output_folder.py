@@ -27,6 +27,7 @@ SCENE_FILE = "scene.mrb"
 REPORT_FILE = "report.json"
 AXIAL_FILE = "axial.png"
 VIEW3D_FILE = "3d.png"
+_OPEN_PARTIALS: set[Path] = set()  # the partial folders this process is writing now
 
 
 def check_output_dir(out: str | Path, overwrite: bool) -> Path:
@@ -100,12 +101,22 @@ def partial_folder(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     partial.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a results folder is not
+    _OPEN_PARTIALS.add(partial)
     try:
         yield partial
         _move_into_place(partial, out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    finally:
+        _OPEN_PARTIALS.discard(partial)
+
+
+def remove_open_partial_folders() -> None:
+    """Remove the partial folders being written, for a process about to exit at once (its
+    parent, a batch's Dask worker, was killed): no half-written folder is left behind."""
+    for partial in list(_OPEN_PARTIALS):
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _write_files(result: PipelineResult, folder: Path, progress: Progress) -> dict | None:

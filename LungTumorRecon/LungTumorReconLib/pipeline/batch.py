@@ -5,6 +5,9 @@ if any, beside it as ``CASENAME.mrk.json``) runs as ``lungtumorrecon run CASE --
 DIR/CASENAME``: the same checks, atomic output folder and one-line errors as a single run,
 and a crash or an exhausted memory in one case cannot stop the others. A case whose folder
 already holds a ``report.json`` is finished and skipped, so a second run resumes.
+
+``--jobs N`` runs N cases at once on this machine; ``--scheduler`` runs them as tasks of a Dask
+cluster instead (:mod:`.cluster`), with the same summary, resume and results.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 from LungTumorReconLib.errors import InputError
 from LungTumorReconLib.io.ct import IMAGE_SUFFIXES, is_image_file
 from LungTumorReconLib.io.output_folder import REPORT_FILE
+from LungTumorReconLib.pipeline.job import PARENT_PID_VARIABLE, _own_process_group, kill_process_tree
+from LungTumorReconLib.pipeline.options import PipelineOptions
 
 SUMMARY_FILE = "summary.csv"
 SEEDS_SUFFIX = ".mrk.json"
@@ -45,6 +50,7 @@ class CaseResult:
     error: str = ""
     seconds: float = 0.0
     values: dict = field(default_factory=dict)
+    worker: str = ""  # the Dask worker that ran it (--scheduler); shown by the progress bar only
 
 
 def case_name(path: Path) -> str:
@@ -93,22 +99,41 @@ def summary_values(report: dict) -> dict:
     return values
 
 
-def _run_case(case: Case, out_dir: Path, run_args: list[str], threads: int) -> CaseResult:
+def finished_result(case: Case, out_dir: Path) -> CaseResult | None:
+    """The result of a case an earlier run finished (its folder holds a report.json), else None."""
+    report_path = out_dir / case.name / REPORT_FILE
+    if not report_path.is_file():
+        return None
+    return CaseResult(case, "skipped", values=summary_values(json.loads(report_path.read_text(encoding="utf-8"))))
+
+
+def _run_case(case: Case, out_dir: Path, run_args: list[str], threads: int, own_group: bool = False) -> CaseResult:
+    """One case as ``lungtumorrecon run``. ``own_group`` (a Dask worker's case): the child leads a
+    process group of its own, killed whole if this call is interrupted; with ``LTR_PARENT_PID``
+    it also exits when its parent is killed, so it never outlives its worker."""
+    done = finished_result(case, out_dir)
+    if done is not None:
+        return done
     target = out_dir / case.name
-    if (target / REPORT_FILE).is_file():
-        report = json.loads((target / REPORT_FILE).read_text(encoding="utf-8"))
-        return CaseResult(case, "skipped", values=summary_values(report))
     cmd = [sys.executable, "-m", "LungTumorReconLib.cli", "run", str(case.input), "--out", str(target), "--quiet",
            "--overwrite", *run_args]  # --overwrite: a folder left without report.json is an unfinished run
     if case.seeds is not None:
         cmd += ["--seeds", str(case.seeds)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env[PARENT_PID_VARIABLE] = str(os.getpid())
     t0 = time.perf_counter()
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          **(_own_process_group() if own_group else {})) as child:
+        try:
+            _, stderr = child.communicate()
+        except BaseException:
+            if own_group:
+                kill_process_tree(child)
+            raise
     seconds = time.perf_counter() - t0
-    if run.returncode != 0:
-        errors = [line[len("error: "):] for line in run.stderr.splitlines() if line.startswith("error: ")]
-        error = errors[-1] if errors else f"exit code {run.returncode} (killed, perhaps out of memory)"
+    if child.returncode != 0:
+        errors = [line[len("error: "):] for line in stderr.splitlines() if line.startswith("error: ")]
+        error = errors[-1] if errors else f"exit code {child.returncode} (killed, perhaps out of memory)"
         return CaseResult(case, "failed", error=error, seconds=seconds)
     report = json.loads((target / REPORT_FILE).read_text(encoding="utf-8"))
     return CaseResult(case, "ok", seconds=seconds, values=summary_values(report))
@@ -155,29 +180,63 @@ class ProgressBar:
             filled = round(width * self.done / self.total)
             outcome = {"ok": f"done in {result.seconds:.1f} s", "skipped": "already done",
                        "failed": f"failed: {result.error}"}[result.status]
+            outcome += f" on {result.worker}" if result.worker and result.status != "skipped" else ""
             self.stream.write(f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
                               f"{f' ({self.failed} failed)' if self.failed else ''}  {result.case.name}: {outcome}\n")
             self.stream.flush()
 
 
-def run_batch(input_dir: str | Path, out_dir: str | Path, run_args: list[str], jobs: int = 1,
-              quiet: bool = False) -> list[CaseResult]:
-    """Every case of ``input_dir`` into ``out_dir``; returns the results in case order."""
+def run_batch(input_dir: str | Path, out_dir: str | Path, run_args: list[str], jobs: int | None = None,
+              quiet: bool = False, scheduler: str | None = None,
+              options: PipelineOptions | None = None) -> list[CaseResult]:
+    """Every case of ``input_dir`` into ``out_dir``; returns the results in case order.
+
+    Parameters
+    ----------
+    input_dir, out_dir
+        The folder of cases, and the folder of their results folders and ``summary.csv``.
+    run_args
+        The ``lungtumorrecon run`` flags every case gets.
+    jobs
+        Cases run at once on this machine (default 1); not with ``scheduler``.
+    quiet
+        No progress bar.
+    scheduler
+        A Dask scheduler's address, or ``local:N`` for a cluster of N workers on this machine:
+        the cases then run as tasks on it (:mod:`.cluster`).
+    options
+        The run's options, for the memory estimate that sizes the workers of ``local:N``.
+    """
+    if scheduler is not None and jobs is not None:
+        raise InputError("give --jobs (this machine) or --scheduler (a Dask cluster), not both", option="jobs")
+    jobs = 1 if jobs is None else jobs
     if jobs < 1:
         raise InputError(f"{jobs}: give 1 or more", option="jobs")
+    if scheduler is not None:
+        from LungTumorReconLib.pipeline.cluster import parse_scheduler
+
+        parse_scheduler(scheduler)  # a malformed address is refused before any case
     cases = find_cases(input_dir)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("output path exists and is not a folder", out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     bar = ProgressBar(len(cases), stream=open(os.devnull, "w") if quiet else None)
     results: list[CaseResult] = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each case is a process; threads only wait on it
-        futures = [pool.submit(_run_case, case, out_dir, run_args, threads) for case in cases]
-        for future in as_completed(futures):
-            result = future.result()
-            results.append(result)
-            bar.update(result)
-            write_summary(out_dir, results)  # a summary after every case: an interrupted batch keeps one
+
+    def finished(result: CaseResult) -> None:
+        results.append(result)
+        bar.update(result)
+        write_summary(out_dir, results)  # a summary after every case: an interrupted batch keeps one
+
+    if scheduler is not None:
+        from LungTumorReconLib.pipeline.cluster import run_on_cluster
+
+        run_on_cluster(cases, out_dir, run_args, scheduler, options or PipelineOptions(), finished, quiet)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:  # each case is a process; threads only wait on it
+            futures = [pool.submit(_run_case, case, out_dir, run_args, threads) for case in cases]
+            for future in as_completed(futures):
+                finished(future.result())
     return sorted(results, key=lambda r: r.case.name)

@@ -405,14 +405,30 @@ def _exit_when_parent_is_gone(parent_pid: int) -> None:
     only asks whether it exists). Windows relies on Cancel and the module's cleanup."""
     import time
 
+    from LungTumorReconLib.io.output_folder import remove_open_partial_folders
+
+    direct = os.getppid() == parent_pid
     while True:
         time.sleep(_WATCH_PARENT_S)
         try:
             os.kill(parent_pid, 0)
+            gone = direct and os.getppid() != parent_pid  # re-parented: gone, though perhaps not yet reaped
         except ProcessLookupError:
-            os._exit(3)
+            gone = True
         except PermissionError:
-            pass  # exists, owned by someone else
+            gone = False  # exists, owned by someone else
+        if gone:
+            remove_open_partial_folders()
+            os._exit(3)
+
+
+def stop_with_parent() -> None:
+    """Exit this process when the one named by ``LTR_PARENT_PID`` is gone (POSIX): a job's front
+    end, or the batch or Dask worker that started a case (a child in a process group of its own
+    outlives a killed parent otherwise). Nothing happens when the variable is unset."""
+    parent = os.environ.get(PARENT_PID_VARIABLE, "")
+    if os.name != "nt" and parent.isdigit():
+        threading.Thread(target=_exit_when_parent_is_gone, args=(int(parent),), daemon=True).start()
 
 
 def print_progress(fraction: float, step: Step, message: str) -> None:
@@ -427,9 +443,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_child(argv: list[str], module: str, job_file: str, work) -> int:
     """A child's ``main``: watch the parent, run ``work(folder)``, and report a failure as
     ``error.json`` (exit code 2) or one ``error:`` line (1, an internal error)."""
-    parent = os.environ.get(PARENT_PID_VARIABLE, "")
-    if os.name != "nt" and parent.isdigit():
-        threading.Thread(target=_exit_when_parent_is_gone, args=(int(parent),), daemon=True).start()
+    stop_with_parent()
     if len(argv) != 1 or not (Path(argv[0]) / job_file).is_file():
         sys.stderr.write(f"error: usage: python -m {module} JOB_FOLDER\n")
         return 2

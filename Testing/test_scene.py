@@ -248,7 +248,7 @@ def test_recist_axes_are_lines_per_tumour_replaced_with_the_segment(geometry, co
                                             "tumor 2 longest diameter", "tumor 2 short axis"]
     assert [n.GetID() for n in nodes.recist_axes] == [n.GetID() for n in lines]
     assert all(n.IsA("vtkMRMLMarkupsLineNode") and n.GetLocked() and n.GetNumberOfControlPoints() == 2 for n in lines)
-    for line, (tumour, ends) in zip(lines, [(t, e) for t in result.tumors for e in (t.longest_axis_lps, t.short_axis_lps)]):
+    for line, ends in zip(lines, [e for t in result.tumors for e in (t.longest_axis_lps, t.short_axis_lps)]):
         assert np.allclose(Scene.line_ends_lps(line), ends)
         ras = [0.0, 0.0, 0.0]
         line.GetNthControlPointPosition(0, ras)

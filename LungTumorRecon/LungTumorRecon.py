@@ -4,9 +4,9 @@ Not for clinical use."""
 
 from __future__ import annotations
 
-import traceback
 from typing import TYPE_CHECKING, Annotated
 
+import qt
 import slicer
 import vtk
 from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
@@ -19,22 +19,25 @@ from slicer.util import VTKObservationMixin
 
 # Only what Slicer's own Python has is imported here; the pipeline after ensurePythonDependencies().
 from LungTumorReconLib.errors import LungTumorReconError
-from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR
+from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG
 from LungTumorReconLib.mrml.roles import Role
 from LungTumorReconLib.mrml.scene import Scene
 from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.pipeline.options import PipelineOptions
 from LungTumorReconModule import dicom_panel, finetune_panel, followup_panel, sample_data
+from LungTumorReconModule.methods_ui import (DeviceChoice, LungMethod, ReconMethod, TumorMethod, default,
+                                             describe_method_combos, method_id)
 from LungTumorReconModule.dependencies import ensurePythonDependencies, pythonSlicerExecutable
-from LungTumorReconModule.panel import (LabelledSeedPlacer, StageProgress, axialSliceIndex, fillCandidatesTable,
-                                        openSegmentEditor, redSliceNode, seedAtCandidate, segmentIdOf, showHeterogeneity)
+from LungTumorReconModule.correction_panel import CorrectionSection, newSegmentEditor
+from LungTumorReconModule.panel import StageProgress, guarded, showHeterogeneity, shownErrors
+from LungTumorReconModule.seeds_section import SeedsSection
 
 if TYPE_CHECKING:  # these import the pipeline, which needs the packages installed on first use
     from LungTumorReconLib.mrml.presenter import ResultNodes, ResultPresenter
     from LungTumorReconLib.pipeline.session import StageOutcome, StageSession
 
 _CONTROL_LABELS = {"lungs": _("Lungs: Method"), "tumor": _("Tumour: Method"),  # errors name options by control
-                   "recon": _("3D reconstruction: Method"), "device": _("Tumour: Device")}
+                   "recon": _("3D reconstruction: Method"), "device": _("Input: Device")}
 
 #
 # LungTumorRecon
@@ -68,10 +71,11 @@ class LungTumorReconParameterNode:
 
     inputVolume: vtkMRMLScalarVolumeNode
     seeds: vtkMRMLMarkupsFiducialNode
-    lungMethod: Annotated[str, Choice(list(methods.LUNG_METHODS))] = methods.DEFAULT_LUNGS
-    tumorMethod: Annotated[str, Choice(list(methods.TUMOR_METHODS))] = methods.DEFAULT_TUMOR
-    reconMethod: Annotated[str, Choice(list(methods.RECON_METHODS))] = methods.DEFAULT_RECON
-    device: Annotated[str, Choice(list(methods.DEVICES))] = "auto"
+    # Enums whose names are the method ids (stored as such), shown by their labels
+    lungMethod: LungMethod = default(LungMethod)
+    tumorMethod: TumorMethod = default(TumorMethod)
+    reconMethod: ReconMethod = default(ReconMethod)
+    device: DeviceChoice = default(DeviceChoice)
     correctLung: Annotated[str, Choice([RIGHT_LUNG, LEFT_LUNG])] = RIGHT_LUNG
     outputSegmentation: vtkMRMLSegmentationNode
 
@@ -91,41 +95,46 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = self._parameterNode = self._parameterNodeGuiTag = None
         self._stage: StageProgress | None = None
         self._jobNodes = (None, None)  # the volume and segmentation the running stage was started on
-        self._placer = LabelledSeedPlacer()
-        self._candidates: list = []
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/LungTumorRecon.ui"))
         self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = LungTumorReconLogic()
-        self._stage = StageProgress(self.ui.progressBar, self.ui.statusLabel, self._onStageFinished, _CONTROL_LABELS)
-
+        self.connectPanel(slicer.util.childWidgetVariables(uiWidget), LungTumorReconLogic())
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.placeTumorSeedButton.connect("clicked()", lambda: self.onPlaceSeed(TUMOR))
-        self.ui.placeRightLungSeedButton.connect("clicked()", lambda: self.onPlaceSeed(RIGHT_LUNG))
-        self.ui.placeLeftLungSeedButton.connect("clicked()", lambda: self.onPlaceSeed(LEFT_LUNG))
-        self.ui.applyLungsButton.connect("clicked()", lambda: self.onRunStage("lungs"))
-        self.ui.editLungButton.connect("clicked()", self.onEditLung)
-        self.ui.repropagateButton.connect("clicked()", self.onRepropagate)
-        self.ui.applyTumorButton.connect("clicked()", lambda: self.onRunStage("tumor"))
-        self.ui.placeCandidateSeedButton.connect("clicked()", self.onPlaceCandidateSeed)
-        self.ui.candidatesTableWidget.connect("itemSelectionChanged()", self._checkCanApply)
-        self.ui.applyReconButton.connect("clicked()", lambda: self.onRunStage("recon"))
-        self.ui.applyButton.connect("clicked()", lambda: self.onRunStage("all"))
-        self.ui.cancelButton.connect("clicked()", self.onCancel)
-        self.ui.showHeterogeneityCheckBox.connect("toggled(bool)", self.onShowHeterogeneity)
         requirements = self.resourcePath("requirements.txt")
         self._dicom = dicom_panel.DicomPanel(self.layout, lambda: self._parameterNode, requirements)
         self._finetune = finetune_panel.FinetunePanel(self.layout, lambda: self._parameterNode, requirements)
         self._followup = followup_panel.FollowupPanel(self.layout, lambda: self._parameterNode, requirements)
         self.initializeParameterNode()
 
+    def connectPanel(self, ui, logic, editorFactory=newSegmentEditor, timer=None) -> None:
+        """The stage sections' widgets (``ui``, from the .ui) wired to ``logic``; a test passes
+        stand-ins for Qt's widgets, the Segment Editor and the timer."""
+        self.ui, self.logic = ui, logic
+        self._stage = StageProgress(ui.progressBar, ui.statusLabel, self._onStageFinished, _CONTROL_LABELS)
+        node = lambda: self._parameterNode  # noqa: E731 - the parameter node of the moment
+        self._seeds = SeedsSection(ui, node, changed=self._checkCanApply)
+        self._correction = CorrectionSection(ui, node, self.onRunStage, lambda: self._stage.busy, editorFactory, timer)
+        for button, title, action in (
+                (ui.applyLungsButton, _("Lungs"), lambda: self.onRunStage("lungs")),
+                (ui.editLungButton, _("Correction"), self._correction.onEditLung),
+                (ui.repropagateButton, _("Re-propagation"), self._correction.onRepropagate),
+                (ui.applyTumorButton, _("Tumour"), lambda: self.onRunStage("tumor")),
+                (ui.editTumorButton, _("Tumour correction"), self._correction.onEditTumour),
+                (ui.updateTumorButton, _("Tumour update"), self._correction.updateTumour),
+                (ui.applyReconButton, _("3D reconstruction"), lambda: self.onRunStage("recon")),
+                (ui.applyButton, _("Run all"), lambda: self.onRunStage("all")),
+                (ui.cancelButton, _("Cancel"), self.onCancel)):
+            button.connect("clicked()", guarded(title, action))
+        ui.candidatesTableWidget.connect("itemSelectionChanged()", self._checkCanApply)
+        ui.showHeterogeneityCheckBox.connect("toggled(bool)", guarded(_("Heterogeneity"), self.onShowHeterogeneity))
+
     def cleanup(self) -> None:
         if self._stage is not None:  # set up: stop every child process the panel started
+            self._correction.close()
             for part in (self._stage, self._finetune, self._followup):
                 part.cleanup()
         self.removeObservers()
@@ -134,6 +143,7 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def exit(self) -> None:
+        self._correction.close()  # no editing effect stays active outside the module
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
@@ -141,8 +151,9 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         self.onCancel()  # the stage's nodes are about to go
-        self._placer.observe(None)
-        self._setCandidates([])
+        self._correction.close()
+        self._seeds.placer.observe(None)
+        self._seeds.setCandidates([])
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -163,6 +174,7 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            describe_method_combos(self.ui, qt.Qt.ToolTipRole)  # connectGui has just refilled the boxes
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
             self._checkCanApply()
 
@@ -171,72 +183,33 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         idle = not self._stage.busy
         hasVolume = bool(p and p.inputVolume)
         hasSegmentation = bool(hasVolume and p.outputSegmentation)
+        self._seeds.follow()  # the seeds node may have been changed in its selector
         self.ui.applyButton.enabled = idle and hasVolume
         self.ui.applyButton.toolTip = (_("Run every stage: lungs, tumour and 3D model") if hasVolume
                                        else _("Select an input CT"))
         self.ui.applyLungsButton.enabled = idle and hasVolume
         self.ui.applyTumorButton.enabled = idle and hasVolume
-        self.ui.applyReconButton.enabled = idle and hasSegmentation
-        self.ui.editLungButton.enabled = hasSegmentation
-        self.ui.repropagateButton.enabled = idle and hasSegmentation
-        self.ui.placeCandidateSeedButton.enabled = bool(self._candidates) and self.ui.candidatesTableWidget.currentRow() >= 0
+        for button in (self.ui.applyReconButton, self.ui.repropagateButton, self.ui.updateTumorButton):
+            button.enabled = idle and hasSegmentation
+        self.ui.editLungButton.enabled = self.ui.editTumorButton.enabled = hasSegmentation
+        self.ui.placeCandidateSeedButton.enabled = self._seeds.canPlaceCandidateSeed()
         self.ui.cancelButton.enabled = not idle
-
-    # -- seeds ----------------------------------------------------------------------------------
-    def _seedsNode(self):
-        """The parameter node's seeds, created on first use."""
-        p = self._parameterNode
-        if not p.seeds:
-            p.seeds = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Seeds")
-        return p.seeds
-
-    def onPlaceSeed(self, label: str) -> None:
-        """Slicer's place mode on the seeds node; the point placed next gets ``label``."""
-        self._placer.place(self._seedsNode(), label)
-        self.ui.statusLabel.text = _("Click in a view to place the {label} seed").format(label=label)
-
-    def onPlaceCandidateSeed(self) -> None:
-        row = self.ui.candidatesTableWidget.currentRow()
-        if not 0 <= row < len(self._candidates):
-            return
-        seedAtCandidate(self._seedsNode(), self._candidates[row], self._parameterNode.inputVolume)
-        self.ui.statusLabel.text = _("Added a tumor seed at candidate {n}; Apply the tumour stage").format(n=row + 1)
-
-    def _setCandidates(self, candidates: list) -> None:
-        self._candidates = list(candidates)
-        fillCandidatesTable(self.ui.candidatesTableWidget, self._candidates)
-        self._checkCanApply()
-
-    # -- correction ------------------------------------------------------------------------------
-    def onEditLung(self) -> None:
-        """Segment Editor on this segmentation and CT, with the lung to correct selected."""
-        p = self._parameterNode
-        try:
-            openSegmentEditor(p.outputSegmentation, p.inputVolume, segmentIdOf(p.outputSegmentation, p.correctLung))
-        except LungTumorReconError as exc:
-            slicer.util.errorDisplay(_("Correction: {error}").format(error=exc))
-
-    def onRepropagate(self) -> None:
-        try:
-            k = axialSliceIndex(self._parameterNode.inputVolume, redSliceNode())
-        except LungTumorReconError as exc:
-            return slicer.util.errorDisplay(_("Re-propagation: {error}").format(error=exc))
-        self.onRunStage("repropagate", correctionSlice=k)
 
     # -- running a stage -------------------------------------------------------------------------
     def _options(self) -> PipelineOptions:
         """The one place the panel's parameters become options."""
         p = self._parameterNode
-        return PipelineOptions(lungs=p.lungMethod, tumor=p.tumorMethod, recon=p.reconMethod, device=p.device)
+        return PipelineOptions(lungs=method_id(p.lungMethod), tumor=method_id(p.tumorMethod),
+                               recon=method_id(p.reconMethod), device=method_id(p.device))
 
     def onRunStage(self, stage: str, correctionSlice: int | None = None) -> None:
-        """Start one stage (the scene is only changed when it finishes)."""
+        """Start one stage (the scene is only changed when it finishes); an error is one line."""
         if self._stage.busy:
             return
         p = self._parameterNode
         title = methods.stage_title(stage)
         options = self._options()
-        try:
+        with shownErrors(title, _CONTROL_LABELS):
             deep = methods.needs_torch(stage, options.lungs, options.tumor, options.recon,
                                        has_lungs=bool(p.outputSegmentation))
             ensurePythonDependencies(self.resourcePath("requirements.txt"), deep=deep)  # may ask the user
@@ -244,15 +217,8 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 session = self.logic.startStage(stage, p.inputVolume, p.seeds, p.outputSegmentation, options,
                                                 correctionLung=p.correctLung, correctionSlice=correctionSlice,
                                                 python=pythonSlicerExecutable())
-        except LungTumorReconError as exc:
-            slicer.util.errorDisplay(_("{title}: {error}").format(title=title, error=exc.describe(_CONTROL_LABELS)))
-            return
-        except Exception as exc:  # noqa: BLE001 - shown, and the panel stays usable
-            slicer.util.errorDisplay(_("{title} failed to start: {error}").format(title=title, error=exc),
-                                     detailedText=traceback.format_exc())
-            return
-        self._jobNodes = (p.inputVolume, p.outputSegmentation)
-        self._stage.start(session, title)
+            self._jobNodes = (p.inputVolume, p.outputSegmentation)
+            self._stage.start(session, title)
         self._checkCanApply()
 
     def onCancel(self) -> None:
@@ -264,12 +230,13 @@ class LungTumorReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._checkCanApply()
         if outcome.update is None:  # cancelled or failed: the scene is unchanged
             return
-        nodes = self.logic.applyOutcome(outcome, volume, segmentation)
+        with self._correction.tumourUpdate.paused():  # the stage's result is no edit to measure again
+            nodes = self.logic.applyOutcome(outcome, volume, segmentation)
         p = self._parameterNode
         if p is not None and not p.outputSegmentation and nodes.segmentation is not None:
             p.outputSegmentation = nodes.segmentation
         if outcome.update.candidates is not None:
-            self._setCandidates(outcome.update.candidates)
+            self._seeds.setCandidates(outcome.update.candidates, volume)
         self.ui.tumorsTableView.setMRMLTableNode(nodes.tumors_table)  # a lung stage keeps the tumour's table
         if self.ui.showHeterogeneityCheckBox.checked:
             self.onShowHeterogeneity(True)  # the new run's map replaced the old one
@@ -293,6 +260,11 @@ class LungTumorReconLogic(ScriptedLoadableModuleLogic):
     runs in this process and blocks; :meth:`startStage` runs one stage in a child process (the
     panel's way) and :meth:`applyOutcome` puts its result into the scene. A script that uses
     both is in docs/front-ends.md."""
+
+    def __init__(self, newStageRunner=None) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        # makes the StageRunner a stage runs in: the library's StageSession, or a test's fake
+        self.newStageRunner = newStageRunner
 
     def getParameterNode(self):
         return LungTumorReconParameterNode(super().getParameterNode())
@@ -320,11 +292,12 @@ class LungTumorReconLogic(ScriptedLoadableModuleLogic):
                    correctionSlice: int | None = None, python: str | None = None,
                    scene: Scene | None = None) -> StageSession:
         """Start one stage (see ``Stage``) in a child process run by ``python`` (in desktop Slicer,
-        :func:`pythonSlicerExecutable`); the scene is not changed until :meth:`applyOutcome`."""
+        :func:`pythonSlicerExecutable`, or the Logic's ``newStageRunner``); the scene is not
+        changed until :meth:`applyOutcome`."""
         from LungTumorReconLib.pipeline.session import StageSession
 
         inputs = self.presenter(scene).stage_inputs(stage, inputVolume, seedsNode, outputSegmentation)
-        session = StageSession(python=python)
+        session = (self.newStageRunner or StageSession)(python=python)
         session.start(stage, inputs, options or PipelineOptions(), correctionLung, correctionSlice)
         return session
 

@@ -1,9 +1,16 @@
-"""A stand-in for the panels' child jobs (fine-tuning, follow-up) in the panels' tests: it
-'runs' for two polls and ends as told, without a process. The real jobs are tested in
+"""Stand-ins for the panels' child jobs in the panels' tests: a folder job (fine-tuning,
+follow-up) that 'runs' for two polls and ends as told, without a process; a stage's job that
+computes in this process. The real jobs are tested in
 test_finetune.py and test_followup_job.py."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+
+from LungTumorReconLib.errors import LungTumorReconError
+from LungTumorReconLib.pipeline import job
 from LungTumorReconLib.pipeline.events import ProgressEvent, Step
 from LungTumorReconLib.pipeline.session import Outcome
 
@@ -39,3 +46,34 @@ class FakeFolderJob:
 
     def cleanup(self) -> None:
         pass
+
+
+class InProcessPipelineJob(job.PipelineJob):
+    """A ``PipelineJob`` whose child's work (``run_job`` on the job folder) runs in this process
+    when started, so that a panel's test gets the stage's real result at its first poll, without a
+    process. Put in place of ``LungTumorReconLib.pipeline.session.PipelineJob``; the session
+    around it (StageSession: what a stage replaces, its outcome) is the real one."""
+
+    def start(self) -> InProcessPipelineJob:
+        self._write_inputs()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            try:
+                job.run_job(self.folder)
+                self._returncode = 0
+            except LungTumorReconError as exc:
+                (self.folder / job.ERROR_FILE).write_text(json.dumps(exc.as_dict()), encoding="utf-8")
+                self._returncode = 2
+        for line in out.getvalue().splitlines():
+            self._lines.put(line)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return False
+
+    @property
+    def failure(self) -> LungTumorReconError | None:
+        if self._returncode == 0:
+            return None
+        return LungTumorReconError.from_dict(json.loads((self.folder / job.ERROR_FILE).read_text(encoding="utf-8")))

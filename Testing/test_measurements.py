@@ -92,3 +92,32 @@ def test_split_and_measure_work_in_the_tumours_box(chest64):
     assert a.longest_axial_diameter_mm == pytest.approx(b.longest_axial_diameter_mm) and a.mean_hu == b.mean_hu
     shift = g.kji_to_lps(np.array([-10, 7, 5])) - g.kji_to_lps(np.zeros(3))
     assert np.allclose(np.array(b.centroid_lps) - a.centroid_lps, shift)
+
+
+def test_the_recist_axes_end_points_lie_on_the_tumour_as_measured():
+    """An ellipse-shaped tumour, 50 mm along x and 20 mm along y, rotated in the CT's frame and
+    placed off-centre: the two axes' end points (LPS) are on one axial slice, as long as the
+    diameters, perpendicular, the long one along x and both through the tumour's centre."""
+    angle = np.deg2rad(30)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    g = VolumeGeometry((120, 120, 12), (0.6, 0.6, 2.5), (-40.0, 25.0, -100.0), tuple(rot.ravel()))
+    k, j, i = np.indices(g.shape_kji)
+    lps = g.kji_to_lps(np.stack([k, j, i], axis=-1).reshape(-1, 3).astype(float)).reshape(*g.shape_kji, 3)
+    centre = g.kji_to_lps(np.array([6.0, 60.0, 60.0]))
+    d = lps - centre
+    mask = ((d[..., 0] / 25.0) ** 2 + (d[..., 1] / 10.0) ** 2 <= 1.0) & (np.abs(d[..., 2]) <= 6.0)
+    m = measure_tumor(mask, np.zeros(mask.shape), g, None)
+    long_ends, short_ends = np.array(m.longest_axis_lps), np.array(m.short_axis_lps)
+    assert long_ends.shape == short_ends.shape == (2, 3)
+    assert np.linalg.norm(long_ends[1] - long_ends[0]) == pytest.approx(m.longest_axial_diameter_mm, abs=1e-6)
+    assert np.linalg.norm(short_ends[1] - short_ends[0]) == pytest.approx(m.short_axis_mm, abs=1e-6)
+    assert m.longest_axial_diameter_mm == pytest.approx(50.0, abs=1.5)
+    assert m.short_axis_mm == pytest.approx(20.0, abs=1.5)
+    slices = {g.nearest_kji(p)[0] for p in [*long_ends, *short_ends]}
+    assert len(slices) == 1  # all four on the slice where the longest diameter was measured
+    long_dir = (long_ends[1] - long_ends[0]) / m.longest_axial_diameter_mm
+    short_dir = (short_ends[1] - short_ends[0]) / m.short_axis_mm
+    assert abs(long_dir @ short_dir) < 1e-6  # perpendicular
+    assert abs(long_dir[0]) == pytest.approx(1.0, abs=0.02)  # along x, whatever the voxel grid's rotation
+    assert np.allclose(long_ends.mean(axis=0)[:2], centre[:2], atol=1.0)
+    assert np.allclose(short_ends.mean(axis=0)[:2], centre[:2], atol=1.0)

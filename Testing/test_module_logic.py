@@ -22,26 +22,9 @@ from LungTumorReconLib.pipeline.options import PipelineOptions
 def module():
     import slicer  # noqa: F401  (the real package first; only its Qt-bound submodules are stubbed)
 
-    stubs = {}
+    from slicer_stubs import scripted_module_stubs
 
-    class _Base:
-        def __init__(self, *args, **kwargs):
-            pass
-
-    slm = types.ModuleType("slicer.ScriptedLoadableModule")
-    for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic",
-                 "ScriptedLoadableModuleTest"):
-        setattr(slm, name, type(name, (_Base,), {}))
-    i18n = types.ModuleType("slicer.i18n")
-    i18n.tr = lambda text: text
-    i18n.translate = lambda context, text: text
-    pnw = types.ModuleType("slicer.parameterNodeWrapper")
-    pnw.parameterNodeWrapper = lambda cls: cls
-    pnw.Choice = lambda choices: ("Choice", tuple(choices))
-    qt = types.ModuleType("qt")  # PythonQt: only the Widget and its panel parts use it, not run here
-    ctk = types.ModuleType("ctk")  # CTK's widgets, as qt
-    stubs.update({"slicer.ScriptedLoadableModule": slm, "slicer.i18n": i18n, "slicer.parameterNodeWrapper": pnw,
-                  "qt": qt, "ctk": ctk})
+    stubs = scripted_module_stubs()  # PythonQt's qt: only the Widget and its panel parts use it, not run here
     saved = {k: sys.modules.get(k) for k in stubs}
     sys.modules.update(stubs)
     sys.path.insert(0, str(REPO / "LungTumorRecon"))
@@ -54,9 +37,8 @@ def module():
                 sys.modules.pop(k, None)
             else:
                 sys.modules[k] = v
-        for name in ("LungTumorRecon", "LungTumorReconModule.dependencies", "LungTumorReconModule.panel",
-                     "LungTumorReconModule.sample_data", "LungTumorReconModule.finetune_panel",
-                     "LungTumorReconModule.dicom_panel", "LungTumorReconModule.followup_panel"):
+        # every module part imported under these stubs (another test imports them under its own)
+        for name in [n for n in sys.modules if n == "LungTumorRecon" or n.startswith("LungTumorReconModule.")]:
             sys.modules.pop(name, None)
 
 

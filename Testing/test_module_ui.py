@@ -27,6 +27,12 @@ from conftest import REPO  # noqa: E402
 MODULE = REPO / "LungTumorRecon"
 UI_TEXT = (MODULE / "Resources" / "UI" / "LungTumorRecon.ui").read_text(encoding="utf-8")
 SOURCE = (MODULE / "LungTumorRecon.py").read_text(encoding="utf-8")
+# the Widget's parts that use ``self.ui`` too (LungTumorReconModule/): their names are checked with it
+UI_USERS = ["seeds_section.py", "correction_panel.py"]
+SECTIONS_SOURCE = "".join((MODULE / "LungTumorReconModule" / f).read_text(encoding="utf-8") for f in UI_USERS)
+UI_SOURCE = SOURCE + SECTIONS_SOURCE
+# the parameter node's Enum field types (LungTumorReconModule/methods_ui.py: the methods by their labels)
+ENUM_TYPES = {"LungMethod", "TumorMethod", "ReconMethod", "DeviceChoice"}
 PARAMETER_CLASS = "LungTumorReconParameterNode"
 SECTIONS = ["Input", "Lungs", "Tumour", "3D reconstruction", "Results"]
 # What Slicer 5.8.1's parameterNodeWrapper can bind (Base/Python/slicer/parameterNodeWrapper/
@@ -90,7 +96,7 @@ def field_kind(annotation: ast.expr) -> str:
     if isinstance(annotation, ast.Subscript) and getattr(annotation.value, "id", None) == "Annotated":
         annotation = annotation.slice.elts[0]
     name = getattr(annotation, "id", None) or getattr(annotation, "attr", None) or ast.unparse(annotation)
-    return "node" if name.startswith("vtkMRML") else name
+    return "node" if name.startswith("vtkMRML") else "enum" if name in ENUM_TYPES else name
 
 
 def is_choice(annotation: ast.expr) -> bool:
@@ -117,9 +123,9 @@ def bound_widgets(root: QWidget) -> list[tuple[QObject, str]]:
 
 
 def check_ui_names(root: QWidget, source: str) -> list[str]:
-    """Every ``self.ui.<name>`` the module uses is an object of the .ui."""
+    """Every ``self.ui.<name>`` the module (and its sections) uses is an object of the .ui."""
     names = objects_by_name(root)
-    used = sorted(set(re.findall(r"\bself\.ui\.(\w+)", source)))
+    used = sorted(set(re.findall(r"\bui\.(\w+)", source + SECTIONS_SOURCE)))
     return [f"self.ui.{n} is not in the .ui" for n in used if n not in names]
 
 
@@ -139,14 +145,16 @@ def check_each_field_bound_once(root: QWidget, source: str) -> list[str]:
 
 
 def check_combo_boxes_are_choices(root: QWidget, source: str) -> list[str]:
-    """A combo box bound to a str field lists the field's choices: the field must be Choice-typed,
-    and every Choice-typed field is shown in a combo box."""
+    """A combo box lists its field's choices: the field must be Choice-typed or an Enum (shown by
+    its members' labels), and every such field is shown in a combo box."""
     fields = parameter_fields(source)
     problems = []
     for w, name in bound_widgets(root):
-        if name in fields and isinstance(w, QComboBox) and not is_choice(fields[name]):
-            problems.append(f"{w.objectName()} is bound to {name!r}, which is not Annotated[str, Choice(...)]")
-        if name in fields and is_choice(fields[name]) and not isinstance(w, QComboBox):
+        listed = name in fields and (is_choice(fields[name]) or field_kind(fields[name]) == "enum")
+        if name in fields and isinstance(w, QComboBox) and not listed:
+            problems.append(f"{w.objectName()} is bound to {name!r}, which is not Annotated[str, Choice(...)] "
+                            "or an Enum")
+        if listed and not isinstance(w, QComboBox):
             problems.append(f"Choice field {name!r} is bound to {w.objectName()}, not a QComboBox")
     return problems
 
@@ -227,14 +235,15 @@ def test_the_source_and_ui_are_what_the_checks_read(app):
     """Guards against a check passing vacuously (a renamed class, a regex that finds nothing)."""
     fields = parameter_fields(SOURCE)
     assert {"inputVolume", "seeds", "lungMethod", "tumorMethod", "reconMethod", "device", "outputSegmentation"} <= set(fields)
-    assert all(is_choice(fields[f]) for f in ("lungMethod", "tumorMethod", "reconMethod", "device"))
-    assert len(set(re.findall(r"\bself\.ui\.(\w+)", SOURCE))) >= 15
+    assert all(field_kind(fields[f]) == "enum" for f in ("lungMethod", "tumorMethod", "reconMethod", "device"))
+    assert is_choice(fields["correctLung"])
+    assert len(set(re.findall(r"\bui\.(\w+)", UI_SOURCE))) >= 20
     root = load_ui(UI_TEXT)
     assert len(bound_widgets(root)) == len(fields)
     classes = widget_classes(UI_TEXT)
     assert classes["seedsMarkupsWidget"] == "qSlicerSimpleMarkupsWidget"
     assert classes["seedsSelector"] == "qMRMLNodeComboBox"
-    assert {field_kind(fields[f]) for f in fields} == {"node", "str"}
+    assert {field_kind(fields[f]) for f in fields} == {"node", "str", "enum"}
     assert classes["tumorsTableView"] == "qMRMLTableView"
     assert classes["progressBar"] == "QProgressBar"
     root.deleteLater()
@@ -255,7 +264,7 @@ BROKEN = [
      "'lungMethd' is not a field"),
     (check_each_field_bound_once, "ui", ("<string>correctLung</string>", "<string>tumorMethod</string>"),
      "'tumorMethod' is bound to 2 widgets"),
-    (check_each_field_bound_once, "source", ("    device: Annotated", "    unboundField: int = 0\n    device: Annotated"),
+    (check_each_field_bound_once, "source", ("    device: DeviceChoice", "    unboundField: int = 0\n    device: DeviceChoice"),
      "'unboundField' is bound to 0 widgets"),
     (check_combo_boxes_are_choices, "source",
      ("correctLung: Annotated[str, Choice([RIGHT_LUNG, LEFT_LUNG])] = RIGHT_LUNG", "correctLung: str = RIGHT_LUNG"),
@@ -264,15 +273,18 @@ BROKEN = [
      "does not offer vtkMRMLSegmentationNode"),
     # the .ui before issue 19: the point list itself carried the seeds' SlicerParameterName
     (check_connectors, "ui", ('<string>seeds</string></property>\n       </widget>\n      </item>\n'
-                              '      <item row="2" column="0" colspan="2">\n'
+                              '      <item row="3" column="0" colspan="2">\n'
                               '       <widget class="qSlicerSimpleMarkupsWidget" name="seedsMarkupsWidget">',
                               '<string>seedsUnused</string></property>\n       </widget>\n      </item>\n'
-                              '      <item row="2" column="0" colspan="2">\n'
+                              '      <item row="3" column="0" colspan="2">\n'
                               '       <widget class="qSlicerSimpleMarkupsWidget" name="seedsMarkupsWidget">\n'
                               '        <property name="SlicerParameterName" stdset="0"><string>seeds</string></property>'),
      "seedsMarkupsWidget: no Slicer 5.8 connector binds a qSlicerSimpleMarkupsWidget to 'seeds' (node)"),
     (check_connectors, "ui", ('<widget class="QComboBox" name="deviceComboBox">', '<widget class="QSpinBox" name="deviceComboBox">'),
-     "deviceComboBox: no Slicer 5.8 connector binds a QSpinBox to 'device' (str)"),
+     "deviceComboBox: no Slicer 5.8 connector binds a QSpinBox to 'device' (enum)"),
+    (check_combo_boxes_are_choices, "source", ("    tumorMethod: TumorMethod = default(TumorMethod)",
+                                               "    tumorMethod: str = 'gk'"),
+     "tumorMethodComboBox is bound to 'tumorMethod', which is not"),
     (check_sections, "ui", ("<string>Tumour</string></property>\n     <layout", "<string>Tumor</string></property>\n     <layout"),
      "sections are"),
     (check_scene_connections, "ui", ("<receiver>tumorsTableView</receiver>", "<receiver>statusLabel</receiver>"),
@@ -300,3 +312,54 @@ def test_the_point_list_follows_the_seeds_selector(app):
     markups = objects_by_name(root)["seedsMarkupsWidget"]
     assert not markups.property("SlicerParameterName") and markups.property("nodeSelectorVisible") is False
     root.deleteLater()
+
+
+def test_the_method_boxes_show_labels_and_store_ids():
+    """The parameter node stores an Enum member's name (Slicer's EnumSerializer): each name is
+    the method id; the enum connector shows ``label()`` (the library's words, the default marked
+    recommended); the tooltips say when to use which."""
+    import types
+
+    from LungTumorReconModule import methods_ui
+
+    from LungTumorReconLib.pipeline import methods
+
+    for choice, stage in ((methods_ui.LungMethod, "lungs"), (methods_ui.TumorMethod, "tumor"),
+                          (methods_ui.ReconMethod, "recon"), (methods_ui.DeviceChoice, "device")):
+        assert [m.name for m in choice] == [m.value for m in choice] == list(methods.METHOD_CHOICES[stage])
+        labels = [getattr(choice, "label")(m) for m in choice]  # as QComboBoxToEnumConnector calls it
+        assert labels == [methods.method_label(stage, m.value) for m in choice]
+        assert [label.endswith("— recommended") for label in labels].count(True) == 1
+        assert methods_ui.default(choice).value == methods.DEFAULTS[stage]
+    assert methods_ui.TumorMethod["r3d-dense-unet"].label() == "Recurrent 3D-DenseUNet (network)"
+    assert methods_ui.method_id(methods_ui.TumorMethod.gk) == methods_ui.method_id("gk") == "gk"
+
+    class Combo:
+        def __init__(self):
+            self.toolTip, self.items = "", {}
+
+        def setItemData(self, index, value, role):
+            self.items[index, role] = value
+
+    ui = types.SimpleNamespace(**{name: Combo() for name in methods_ui.COMBO_BOXES})
+    methods_ui.describe_method_combos(ui, "ToolTipRole")
+    tumour = ui.tumorMethodComboBox
+    assert tumour.toolTip.startswith("How the tumour is segmented (the CLI's --tumor).")
+    assert "• Gustafson–Kessel fuzzy clustering — recommended: From a click on the tumour" in tumour.toolTip
+    assert tumour.items[0, "ToolTipRole"] == methods.method_description("tumor", "gk")
+    assert len(tumour.items) == len(methods.TUMOR_METHODS)
+    assert "--lungs resunet" not in ui.deviceComboBox.toolTip and "GAN" in ui.deviceComboBox.toolTip
+
+
+def test_the_device_is_at_the_top_and_the_panel_says_tumour():
+    """The Device drives the lung, tumour and model networks alike: it is the Input section's
+    first row. Words the panel shows spell tumour one way (ids in quotes stay 'tumor')."""
+    tree = ET.fromstring(UI_TEXT)
+    inputs = next(w for w in tree.iter("widget") if w.get("name") == "inputsCollapsibleButton")
+    first_row = [w.get("name") for item in inputs.find("layout").findall("item") if item.get("row") == "0"
+                 for w in item.findall("widget")]
+    assert first_row == ["deviceLabel", "deviceComboBox"]
+    shown = [e.text for e in tree.iter("string") if e.text]
+    words = [re.sub(r"'[^']*'|--\w+", "", text) for text in shown]  # quoted ids and options are the CLI's words
+    assert not [w for w in words if re.search(r"\btumor\b", w, re.I)], "UI text spells 'tumor'"
+    assert any("partial-volume rim" in text and "+25%" in text for text in shown)

@@ -212,3 +212,82 @@ def test_seeds_are_the_placed_points_in_world_coordinates():
     assert np.allclose(world, (-1.0 + 5.0, -2.0 - 7.0, 3.0 + 11.0))
     assert np.allclose(Scene.seeds_from_node(node, volume)[-1].lps, (1.0, 2.0, 3.0))
     scene.close()
+
+
+def _tumour_result(ct: np.ndarray, geometry, tumours: dict[str, np.ndarray]):
+    """A tumour stage's result for the presenter: the masks and their measurements, as the
+    pipeline makes them (one measurement per 'tumor' component)."""
+    from LungTumorReconLib.io.ct import CTVolume
+    from LungTumorReconLib.pipeline.run import PipelineResult
+    from LungTumorReconLib.tumor.measurements import measure_tumor, split_tumors
+
+    tumor = tumours["tumor"]
+    measured = [measure_tumor(part, ct, geometry, seed) for seed, part in split_tumors(tumor, geometry, [])]
+    return PipelineResult(ct=CTVolume(ct, geometry, "ct"), seeds=[], segments=dict(tumours), tumors=measured,
+                          surface_lps=None, methods={}, device="cpu")
+
+
+def test_recist_axes_are_lines_per_tumour_replaced_with_the_segment(geometry, content):
+    """Each tumour's longest axial diameter and short axis become locked line markups at the
+    measured end points (RAS in the scene, LPS through the scene layer), named and coloured per
+    tumour and tagged with their role; measuring the edited segment replaces them, and a lung
+    stage keeps them."""
+    from LungTumorReconLib.mrml.presenter import ResultPresenter
+    from LungTumorReconLib.mrml.roles import RECIST_AXIS_COLORS, ROLE_ATTRIBUTE, Role
+
+    ct, masks = content
+    two = masks["tumor"].copy()
+    two[14:18, 26:34, 30:40] = True  # a second tumour, apart from the first
+    scene = Scene()
+    volume = scene.add_volume(ct, geometry)
+    presenter = ResultPresenter(scene)
+    result = _tumour_result(ct, geometry, {"tumor": two})
+    nodes = presenter.apply(result, volume, segments=["tumor"])
+    lines = presenter.nodes_for(Role.RECIST_AXIS, volume)
+    assert [n.GetName() for n in lines] == ["tumor 1 longest diameter", "tumor 1 short axis",
+                                            "tumor 2 longest diameter", "tumor 2 short axis"]
+    assert [n.GetID() for n in nodes.recist_axes] == [n.GetID() for n in lines]
+    assert all(n.IsA("vtkMRMLMarkupsLineNode") and n.GetLocked() and n.GetNumberOfControlPoints() == 2 for n in lines)
+    for line, ends in zip(lines, [e for t in result.tumors for e in (t.longest_axis_lps, t.short_axis_lps)]):
+        assert np.allclose(Scene.line_ends_lps(line), ends)
+        ras = [0.0, 0.0, 0.0]
+        line.GetNthControlPointPosition(0, ras)
+        assert np.allclose(ras, [-ends[0][0], -ends[0][1], ends[0][2]])  # stored in RAS
+    assert np.linalg.norm(np.diff(Scene.line_ends_lps(lines[0]), axis=0)) == pytest.approx(
+        result.tumors[0].longest_axial_diameter_mm)
+    colours = [tuple(n.GetDisplayNode().GetSelectedColor()) for n in lines]
+    assert colours[0] == colours[1] == pytest.approx(RECIST_AXIS_COLORS[0])
+    assert colours[2] == colours[3] == pytest.approx(RECIST_AXIS_COLORS[1])
+
+    # the user's own line of the same name is never touched
+    own = scene.add_line([[0, 0, 0], [1, 1, 1]], "tumor 1 longest diameter")
+    # a lung stage (no tumours, tumour kept): the axes stay
+    lungs = _tumour_result(ct, geometry, {"tumor": two})
+    lungs.tumors, lungs.segments = [], {"right lung": masks["right lung"]}
+    presenter.apply(lungs, volume, segments=["right lung"])
+    assert [n.GetID() for n in presenter.nodes_for(Role.RECIST_AXIS, volume)] == [n.GetID() for n in lines]
+    # the tumour edited to its first part only and measured again: two new lines replace the four
+    edited = _tumour_result(ct, geometry, {"tumor": masks["tumor"]})
+    presenter.apply(edited, volume, segments=[])
+    again = presenter.nodes_for(Role.RECIST_AXIS, volume)
+    assert [n.GetName() for n in again] == ["tumor 1 longest diameter", "tumor 1 short axis"]
+    assert all(scene.mrml.GetNodeByID(n.GetID()) is None for n in lines if n.GetID() not in {a.GetID() for a in again})
+    assert np.allclose(Scene.line_ends_lps(again[1]), edited.tumors[0].short_axis_lps)
+    assert own.GetAttribute(ROLE_ATTRIBUTE) is None and scene.mrml.GetNodeByID(own.GetID()) is own
+    scene.close()
+
+
+def test_moved_seeds_are_read_where_they_are_now(geometry):
+    """A seed dragged after placing (its position changed in the scene) starts the next stage
+    from where it is now: the stage's inputs read the points when the stage starts."""
+    from LungTumorReconLib.mrml.presenter import ResultPresenter
+
+    scene = Scene()
+    volume = scene.add_volume(np.zeros(geometry.shape_kji, dtype=np.int16), geometry)
+    node = scene.add_seeds([Seed("tumor", (10.0, 20.0, -30.0))])
+    assert np.allclose(ResultPresenter(scene).stage_inputs("tumor", volume, node).seeds[0].lps, (10.0, 20.0, -30.0))
+    node.SetNthControlPointPositionWorld(0, -12.0, -22.0, -140.0)  # dragged, in RAS
+    moved = ResultPresenter(scene).stage_inputs("tumor", volume, node).seeds
+    assert [s.label for s in moved] == ["tumor"] and np.allclose(moved[0].lps, (12.0, 22.0, -140.0))
+    assert not node.GetLocked() and not node.GetNthControlPointLocked(0)  # the views let the user drag it
+    scene.close()

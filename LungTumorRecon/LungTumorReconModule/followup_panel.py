@@ -16,6 +16,7 @@ from slicer.i18n import tr as _
 from LungTumorReconLib.errors import InputError, LungTumorReconError
 from LungTumorReconModule.dependencies import ensurePythonDependencies, pythonSlicerExecutable
 from LungTumorReconModule.job_section import JobSection
+from LungTumorReconModule.methods_ui import method_id
 
 _LABELS = {"baseline": _("Baseline CT"), "followup": _("Follow-up CT"), "seeds_path": _("Seeds"),
            "dates": _("Dates"), "lungs": _("Lung method"), "tumor": _("Tumour: Method"), "device": _("Tumour: Device")}
@@ -132,9 +133,9 @@ class FollowupPanel(JobSection):
             baseline, followup, seeds = self._presenter().write_followup_inputs(
                 self.baselineSelector.currentNode(), self.followupSelector.currentNode(), folder,
                 p.seeds if p else None)
-        tumor = p.tumorMethod if p and p.tumorMethod != "none" else None
+        tumor = method_id(p.tumorMethod) if p else None
         return FollowupRequest(str(baseline), str(followup), out, seeds=str(seeds) if seeds else None, dates=dates,
-                               tumor=tumor, device=p.device if p else "auto")
+                               tumor=tumor if tumor != "none" else None, device=method_id(p.device) if p else "auto")
 
     def onRun(self) -> None:
         if self.job is not None:
@@ -143,7 +144,8 @@ class FollowupPanel(JobSection):
         try:
             from LungTumorReconLib.pipeline import methods
 
-            deep = methods.needs_torch("tumor", "threshold", p.tumorMethod if p else None, "none", has_lungs=True)
+            deep = methods.needs_torch("tumor", "threshold", method_id(p.tumorMethod) if p else None, "none",
+                                       has_lungs=True)
             ensurePythonDependencies(self.requirementsPath, deep=deep)  # may ask the user
             from LungTumorReconLib.followup.job import FollowupJob
 

@@ -5,28 +5,71 @@ hand-over. They hold no pipeline logic; the Widget wires them to its buttons."""
 from __future__ import annotations
 
 import traceback
+from contextlib import contextmanager
 
 import qt
 import slicer
 import vtk
 
-from LungTumorReconLib.errors import InputError
+from LungTumorReconLib.errors import InputError, LungTumorReconError
+from LungTumorReconLib.io.seeds import normalise_label
 from LungTumorReconLib.mrml.roles import HETEROGENEITY_OPACITY, ROLE_ATTRIBUTE, Role
 from LungTumorReconLib.mrml.scene import Scene
 from LungTumorReconLib.pipeline.methods import stage_title
 
 
-class LabelledSeedPlacer:
-    """Slicer's place mode on a point list, where the point placed next gets a given label."""
+@contextmanager
+def shownErrors(title: str, optionNames: dict[str, str] | None = None):
+    """An action's error as one line in Slicer's error box, the panel staying usable (what
+    ``slicer.util.tryWithErrorDisplay`` does, in one line): the library's own errors as they
+    phrase themselves (``optionNames``: the option by its control), any other with its
+    traceback as the details."""
+    try:
+        yield
+    except LungTumorReconError as exc:
+        slicer.util.errorDisplay(f"{title}: {exc.describe(optionNames)}")
+    except Exception as exc:  # noqa: BLE001 - shown, and the panel stays usable
+        slicer.util.errorDisplay(f"{title} failed: {exc}", detailedText=traceback.format_exc())
 
-    def __init__(self) -> None:
-        self.label: str | None = None
+
+def guarded(title: str, action, optionNames: dict[str, str] | None = None):
+    """``action`` as a button's slot whose errors are shown (:func:`shownErrors`)."""
+    def slot(*args) -> None:
+        with shownErrors(title, optionNames):
+            action(*args)
+    return slot
+
+
+SEED_KINDS_SHOWN = ("tumour", "right lung", "left lung")  # the words the panel shows; each normalises to a seed label
+
+
+def askSeedKind(pointLabel: str) -> str | None:
+    """Ask what a point placed without a Place button is; its seed label, or None when cancelled."""
+    kind = qt.QInputDialog.getItem(slicer.util.mainWindow(), "Seed kind",
+                                   f"What is the point {pointLabel}?", list(SEED_KINDS_SHOWN), 0, False)
+    return normalise_label(kind) if kind else None
+
+
+class LabelledSeedPlacer:
+    """Slicer's place mode on a point list, where the point placed next gets a given label.
+
+    A point placed any other way (the point list's own button, which names it ``F-1``) gets the
+    kind of the last Place button used, or the user is asked (``askKind``). That happens once the
+    placing is over (``later``: Qt's next event-loop turn), so that a point added by code, which
+    sets its label right after adding it, is left as its code names it."""
+
+    def __init__(self, askKind=None, later=None) -> None:
+        self.label: str | None = None  # the kind the next placed point gets
+        self.lastLabel: str | None = None  # the kind of the last Place button used
+        self.askKind = askKind or askSeedKind
+        self.later = later or (lambda call: qt.QTimer.singleShot(0, call))
         self._node = None
         self._tag = None
+        self._unnamed: list[str] = []  # IDs of points placed without a Place button, not yet named
 
     def place(self, node, label: str) -> None:
         self.observe(node)
-        self.label = label
+        self.label = self.lastLabel = label
         markupsLogic = slicer.modules.markups.logic()
         markupsLogic.SetActiveList(node)
         markupsLogic.StartPlaceMode(False)  # one point, then back to view mode
@@ -36,25 +79,48 @@ class LabelledSeedPlacer:
             return
         if self._node is not None:
             self._node.RemoveObserver(self._tag)
-        self._node, self._tag = node, None
+        self._node, self._tag, self._unnamed = node, None, []
         if node is not None:
             self._tag = node.AddObserver(slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self._onPointDefined)
 
     @vtk.calldata_type(vtk.VTK_INT)
     def _onPointDefined(self, caller, event, index) -> None:
-        if self.label is None:
-            return  # placed with the list's own buttons: the user names it
         if not isinstance(index, int) or index < 0:
             index = caller.GetNumberOfControlPoints() - 1
-        caller.SetNthControlPointLabel(index, self.label)
-        self.label = None
+        if self.label is not None:
+            caller.SetNthControlPointLabel(index, self.label)
+            self.label = None
+            return
+        self._unnamed.append(caller.GetNthControlPointID(index))
+        if len(self._unnamed) == 1:
+            self.later(self.nameUnnamedPoints)
+
+    def nameUnnamedPoints(self) -> None:
+        """Give each point placed without a Place button, and still not named as a seed, a kind."""
+        node, pointIds, self._unnamed = self._node, self._unnamed, []
+        for pointId in pointIds if node is not None else []:
+            index = node.GetNthControlPointIndexByID(pointId)
+            if index < 0 or normalise_label(node.GetNthControlPointLabel(index)) is not None:
+                continue  # removed since, or named by its code or the user
+            kind = self.lastLabel or self.askKind(node.GetNthControlPointLabel(index))
+            if kind is not None:
+                node.SetNthControlPointLabel(index, kind)
 
 
-def fillCandidatesTable(table, candidates: list) -> None:
-    """One row per candidate: rank, volume (mL), score, centre (RAS); the best one selected."""
+def candidateCells(candidate, geometry=None) -> tuple[str, ...]:
+    """A candidate's row: rank, volume (mL), score, the axial slice of its centre (1-based, as
+    the correction's slice numbers; '' without the CT's geometry) and its centre (RAS, mm)."""
+    c = candidate
+    axialSlice = str(geometry.nearest_kji(c.centroid_lps)[0] + 1) if geometry is not None else ""
+    return (str(c.rank), f"{c.volume_ml:.2f}", f"{c.score:.3g}", axialSlice,
+            ", ".join(f"{v:.1f}" for v in c.centroid_ras))
+
+
+def fillCandidatesTable(table, candidates: list, geometry=None) -> None:
+    """One row per candidate (:func:`candidateCells`); the best one selected."""
     table.setRowCount(len(candidates))
     for row, c in enumerate(candidates):
-        cells = (str(c.rank), f"{c.volume_ml:.2f}", f"{c.score:.3g}", ", ".join(f"{v:.1f}" for v in c.centroid_ras))
+        cells = candidateCells(c, geometry)
         for column, text in enumerate(cells):
             table.setItem(row, column, qt.QTableWidgetItem(text))
     if candidates:
@@ -79,15 +145,6 @@ def showHeterogeneity(node) -> None:
         shown = slicer.mrmlScene.GetNodeByID(composite.GetForegroundVolumeID() or "")
         if shown is not None and shown.GetAttribute(ROLE_ATTRIBUTE) == Role.HETEROGENEITY.value:
             composite.SetForegroundVolumeID(None)
-
-
-def openSegmentEditor(segmentationNode, volumeNode, segmentId: str) -> None:
-    """Segment Editor on this segmentation and CT, with one segment selected."""
-    slicer.util.selectModule("SegmentEditor")
-    editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
-    editor.setSegmentationNode(segmentationNode)
-    editor.setSourceVolumeNode(volumeNode)
-    editor.setCurrentSegmentID(segmentId)
 
 
 def axialSliceIndex(inputVolume, sliceNode) -> int:

@@ -9,7 +9,7 @@ by them (:meth:`ResultPresenter.node_for`), never by name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,8 @@ from LungTumorReconLib.io.seeds import TUMOR
 from LungTumorReconLib.mrml.roles import (
     HETEROGENEITY_COLORMAP,
     NODE_NAMES,
+    RECIST_AXES,
+    RECIST_AXIS_COLORS,
     ROLE_ATTRIBUTE,
     SOURCE_REFERENCE,
     VOLUMES_COLUMNS,
@@ -42,6 +44,7 @@ class ResultNodes:
     heterogeneity: object | None = None
     volumes_table: object | None = None
     tumors_table: object | None = None
+    recist_axes: list = field(default_factory=list)  # line markups: each tumour's two RECIST axes
     result: object | None = None  # the PipelineResult shown
 
 
@@ -236,6 +239,7 @@ class ResultPresenter:
         self.remove(Role.VOLUMES_TABLE, volume_node)
         if replaces_tumor or result.tumors:  # a lung stage brings no tumours and keeps the tumour's table
             self.remove(Role.TUMORS_TABLE, volume_node)
+            self.remove(Role.RECIST_AXIS, volume_node)
         nodes = ResultNodes(volume=volume_node, segmentation=node, result=result)
         self._add_measurements(nodes, self.scene.segment_masks(node, g), result.tumors, g, result.surface_lps,
                                result.heterogeneity)
@@ -243,6 +247,7 @@ class ResultPresenter:
                            (Role.TUMORS_TABLE, "tumors_table")):
             if getattr(nodes, name) is None:  # kept from an earlier stage
                 setattr(nodes, name, self.node_for(role, volume_node))
+        nodes.recist_axes = nodes.recist_axes or self.nodes_for(Role.RECIST_AXIS, volume_node)
         return nodes
 
     def apply_update(self, update: SceneUpdate, volume_node, segmentation_node=None) -> ResultNodes:
@@ -286,6 +291,21 @@ class ResultPresenter:
                 rows.append(row)
             nodes.tumors_table = self.tag(self.scene.add_table(rows, name=NODE_NAMES[Role.TUMORS_TABLE]),
                                           Role.TUMORS_TABLE, volume)
+            nodes.recist_axes = self._recist_axes(tumors, volume)
+
+    def _recist_axes(self, tumors: list, volume_node) -> list:
+        """Each tumour's longest axial diameter and short axis as line markups on their slice,
+        named and coloured per tumour."""
+        lines = []
+        for i, tumor in enumerate(tumors, start=1):
+            color = RECIST_AXIS_COLORS[(i - 1) % len(RECIST_AXIS_COLORS)]
+            for field, axis in RECIST_AXES:
+                ends = getattr(tumor, field, None)
+                if ends is None:  # measured before the end points were kept
+                    continue
+                name = NODE_NAMES[Role.RECIST_AXIS].format(tumor=f"tumor {i}", axis=axis)
+                lines.append(self.tag(self.scene.add_line(ends, name, color), Role.RECIST_AXIS, volume_node))
+        return lines
 
     def _volumes_table(self, segments: dict[str, np.ndarray], g: VolumeGeometry, volume_node):
         rows = [{"segment": name, "volume_ml": float(m.sum()) * g.voxel_volume_ml, "voxels": int(m.sum())}

@@ -30,6 +30,7 @@ class Role(str, Enum):
     HETEROGENEITY = "heterogeneity map"
     VOLUMES_TABLE = "segment volumes table"
     TUMORS_TABLE = "tumour measurements table"
+    RECIST_AXIS = "RECIST axis"  # a tumour's longest axial diameter or short axis, as a line
     # a follow-up folder loaded into the scene (mrml/followup_scene.py)
     FOLLOWUP_SEGMENTATION = "follow-up segmentation"
     FOLLOWUP_TRANSFORM = "follow-up registration"
@@ -43,6 +44,7 @@ NODE_NAMES = {  # the name a new node gets; the user may rename it
     Role.HETEROGENEITY: "tumor heterogeneity",
     Role.VOLUMES_TABLE: "Segment volumes",
     Role.TUMORS_TABLE: "Tumor measurements",
+    Role.RECIST_AXIS: "{tumor} {axis}",  # e.g. "tumor 1 longest diameter"
     Role.FOLLOWUP_SEGMENTATION: "follow-up segmentation",
     Role.FOLLOWUP_TRANSFORM: "follow-up to baseline (registration)",
     Role.FOLLOWUP_TABLE: "Follow-up growth (not for clinical use)",
@@ -56,6 +58,9 @@ SEGMENT_COLORS = {
 }
 OTHER_SEGMENT_COLOR = (0.8, 0.8, 0.2)
 MODEL_COLOR = (0.95, 0.75, 0.20)
+# The RECIST axes' colour per tumour (tumour 1, 2, ...; repeated after the last)
+RECIST_AXIS_COLORS = ((1.0, 1.0, 0.0), (0.0, 1.0, 1.0), (1.0, 0.0, 1.0), (1.0, 0.55, 0.0), (0.6, 1.0, 0.2))
+RECIST_AXES = (("longest_axis_lps", "longest diameter"), ("short_axis_lps", "short axis"))  # field, name
 LUNG_WINDOW = (1500.0, -600.0)  # window, level (HU) a CT is shown with
 HETEROGENEITY_COLORMAP = "vtkMRMLColorTableNodeRainbow"
 HETEROGENEITY_OPACITY = 0.5  # as a foreground layer over the CT

@@ -435,10 +435,36 @@ class Scene(SceneFiles):
             node.GetNthControlPointPositionWorld(i, world)
             label = normalise_label(node.GetNthControlPointLabel(i))
             if label is None:
-                raise InputError(f"control point {i + 1} has label {node.GetNthControlPointLabel(i)!r}")
+                raise InputError(f"seed {i + 1} is labelled {node.GetNthControlPointLabel(i)!r}: rename it 'tumor', "
+                                 "'right lung' or 'left lung' (double-click its label in the point list)")
             ras = np.asarray(to_reference.TransformPoint(*world))
             seeds.append(Seed(label=label, lps=tuple(float(v) for v in ras_to_lps(ras))))
         return seeds
+
+    def add_line(self, ends_lps, name: str, color=(1.0, 1.0, 0.0), locked: bool = True):
+        """A line markup between two points given in LPS (stored in RAS), e.g. a measured
+        diameter; ``locked``: shown, not dragged (a result, not an input)."""
+        slicer = _slicer()
+        node = slicer.vtkMRMLMarkupsLineNode()
+        node.SetName(name)
+        self._add(node)
+        node.CreateDefaultDisplayNodes()
+        for ras in lps_to_ras(np.asarray(ends_lps, dtype=float).reshape(2, 3)):
+            node.AddControlPoint(*(float(v) for v in ras))
+        node.SetLocked(locked)
+        display = node.GetDisplayNode()
+        if display is not None:
+            display.SetSelectedColor(*color)  # a markup's unselected points take the selected colour
+            display.SetColor(*color)
+        return node
+
+    @staticmethod
+    def line_ends_lps(node) -> np.ndarray:
+        """A line markup's two end points in LPS, (2, 3)."""
+        ras = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+        for index in range(2):
+            node.GetNthControlPointPosition(index, ras[index])
+        return ras_to_lps(np.asarray(ras))
 
     def load_markups(self, path: str | Path, name: str | None = None):
         if self.logics is None:

@@ -58,6 +58,9 @@ class TumorMeasurement:
     solid_mean_diameter_mm: float | None = None
     nodule_type: str | None = None
     lung_rads: dict | None = None  # category, rule, label: a suggestion, not for clinical use
+    # the two axes' end points (LPS mm), on the longest diameter's axial slice (None in older results)
+    longest_axis_lps: list[list[float]] | None = None
+    short_axis_lps: list[list[float]] | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -149,15 +152,28 @@ def _max_pairwise_distance(points: np.ndarray) -> float:
     return float(np.sqrt((diff**2).sum(-1)).max())
 
 
-def axial_diameters(mask: np.ndarray, geometry: VolumeGeometry) -> tuple[float, float]:
-    """Longest axial diameter and its perpendicular short axis, in mm."""
+@dataclass
+class AxialAxes:
+    """The longest axial diameter and its perpendicular short axis (mm), each with its two end
+    points as fractional (k, j, i) indices on the measured slice."""
+
+    longest_mm: float
+    short_mm: float
+    longest_kji: np.ndarray  # (2, 3)
+    short_kji: np.ndarray  # (2, 3)
+
+
+def axial_axes(mask: np.ndarray, geometry: VolumeGeometry) -> AxialAxes:
+    """The longest axial diameter over all slices and, on its slice, the short axis: the
+    caliper width perpendicular to it, drawn across the middle of the two points that bound it
+    (module docstring). All zero, with zero end points, for an empty mask."""
     sj, si = geometry.spacing[1], geometry.spacing[0]
-    best = (0.0, 0.0)
+    best = AxialAxes(0.0, 0.0, np.zeros((2, 3)), np.zeros((2, 3)))
     for k in np.flatnonzero(mask.any(axis=(1, 2))):
         contours = measure.find_contours(np.pad(mask[k].astype(float), 1), 0.5)
         if not contours:
             continue
-        pts = np.concatenate(contours) * np.array([sj, si])
+        pts = np.concatenate(contours) * np.array([sj, si])  # (j, i) in mm, padded by one voxel
         try:
             pts = pts[ConvexHull(pts).vertices]
         except (QhullError, ValueError):
@@ -166,13 +182,26 @@ def axial_diameters(mask: np.ndarray, geometry: VolumeGeometry) -> tuple[float, 
         dist = np.sqrt((diff**2).sum(-1))
         a, b = np.unravel_index(np.argmax(dist), dist.shape)
         longest = float(dist[a, b])
-        if longest <= best[0]:
+        if longest <= best.longest_mm:
             continue
         axis = (pts[b] - pts[a]) / max(longest, 1e-9)
         perpendicular = np.array([-axis[1], axis[0]])
         proj = pts @ perpendicular
-        best = (longest, float(proj.max() - proj.min()))
+        low, high = int(np.argmin(proj)), int(np.argmax(proj))
+        middle = pts[a] + axis * (((pts[low] + pts[high]) / 2 - pts[a]) @ axis)
+        short_ends = middle + np.outer(proj[[low, high]] - middle @ perpendicular, perpendicular)
+
+        def kji(points_mm: np.ndarray) -> np.ndarray:
+            return np.column_stack([np.full(len(points_mm), float(k)), points_mm / [sj, si] - 1.0])
+
+        best = AxialAxes(longest, float(proj[high] - proj[low]), kji(pts[[a, b]]), kji(short_ends))
     return best
+
+
+def axial_diameters(mask: np.ndarray, geometry: VolumeGeometry) -> tuple[float, float]:
+    """Longest axial diameter and its perpendicular short axis, in mm."""
+    axes = axial_axes(mask, geometry)
+    return axes.longest_mm, axes.short_mm
 
 
 def _one_kind(values: np.ndarray) -> float:
@@ -325,9 +354,14 @@ def measure_tumor(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, se
     area = measure.mesh_surface_area(verts, faces)
     volume_mm3 = voxels * float(np.prod(geometry.spacing))
     sphericity = float(np.pi ** (1 / 3) * (6 * volume_mm3) ** (2 / 3) / area) if area > 0 else 0.0
-    longest, short = axial_diameters(mask, geometry)
+    axes = axial_axes(mask, geometry)
+    longest, short = axes.longest_mm, axes.short_mm
     values = hu[mask].astype(np.float64)
     centroid = geometry.kji_to_lps(np.array(ndi.center_of_mass(mask)) + offset)
+
+    def lps(ends_kji: np.ndarray) -> list[list[float]]:
+        return [[float(v) for v in geometry.kji_to_lps(end + offset)] for end in ends_kji]
+
     return TumorMeasurement(
         seed_lps=list(seed.lps) if seed else None,
         volume_ml=volume_mm3 / 1000.0,
@@ -340,4 +374,6 @@ def measure_tumor(mask: np.ndarray, hu: np.ndarray, geometry: VolumeGeometry, se
         std_hu=float(values.std()),
         centroid_lps=[float(c) for c in centroid],
         **_lung_rads_fields(mask, hu, geometry, longest, short),
+        longest_axis_lps=lps(axes.longest_kji),
+        short_axis_lps=lps(axes.short_kji),
     )

@@ -61,8 +61,8 @@ def server(tmp_path):
     log.close()
 
 
-@pytest.fixture
-def browser():
+def new_driver():
+    """A headless Debian chromium driven through its chromedriver."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -73,7 +73,12 @@ def browser():
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--window-size=1600,1400"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.fixture
+def browser():
+    driver = new_driver()
     yield driver
     driver.quit()
 
@@ -341,8 +346,9 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     # 6. export the scene as .mrb and read it back headless: the segments are intact
     page.click("ltr-save-mrb")
     page.wait_for(lambda: page.state("saved"), 60, "the export")
-    mrb = out / "lungtumorrecon.mrb"
-    assert mrb.is_file() and not list(out.glob(".*partial*"))
+    [session_out] = out.glob("session-*")  # each browser session saves in its own folder
+    mrb = session_out / "lungtumorrecon.mrb"
+    assert mrb.is_file() and not list(session_out.glob(".*partial*"))
     scene = Scene.load(mrb)
     try:
         seg = scene.nodes_by_class("vtkMRMLSegmentationNode")[0]
@@ -359,7 +365,7 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     # 7. Export DICOM: the sample is an NRRD file, so the panel says in one line why there is none
     page.click("ltr-export-dicom")
     page.wait_for(lambda: "not loaded from DICOM" in page.state("error"), 10, "the DICOM export's answer")
-    assert "\n" not in page.state("error") and not (out / "dicom").exists()
+    assert "\n" not in page.state("error") and not (session_out / "dicom").exists()
 
 
 def _axial_pixels(page, timeout: float = 20.0) -> np.ndarray:

@@ -190,12 +190,13 @@ class Page:
         self.wait_for(lambda: self.state("busy") is False and self.state("message"), timeout, "the stage")
 
     def choose(self, element_id: str, item: str) -> None:
-        """Pick an item of a select box the way a user does: open it, click the item."""
+        """Pick an item of a select box the way a user does: open it, click the item (by its
+        title, the first line: the method's hint is below it)."""
         from selenium.webdriver.common.action_chains import ActionChains
 
         ActionChains(self.d).move_to_element(self.el(element_id)).click().perform()
         options = self.wait_for(lambda: [o for o in self.d.find_elements(self.By.CSS_SELECTOR, ".v-overlay .v-list-item")
-                                         if o.is_displayed() and o.text.strip() == item], 10, f"the item {item}")
+                                         if o.is_displayed() and o.text.strip().split("\n")[0] == item], 10, f"the item {item}")
         options[0].click()
 
     def table(self, element_id: str) -> list[dict]:
@@ -258,12 +259,14 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     assert [s["label"] for s in seeds] == ["tumor"]
     placed = np.array([float(v) for v in seeds[0]["ras"].split(",")])
     assert np.linalg.norm(placed[:2] - centre_ras[:2]) < 3.0 and abs(placed[2] - centre_ras[2]) <= g.spacing[2]
+    assert seeds[0]["slice"] == page.state("axial_k") + 1  # the slice it was clicked on, counted from 1
+    assert f"slice {seeds[0]['slice']}" in page.text("ltr-seeds")
     page.shot("2-seed")
 
     # 3. Run all, with the progress bar moving and finishing. LNHG: the default GK gives 1.71 mL
     # against the label's 1.36 mL (+26%: it keeps the partial-volume rim, about -370 HU, that the
     # delineation leaves out); LNHG, trained on synthetic chests only, gives 1.28-1.30 mL (the clicked seed moves a little).
-    page.choose("ltr-tumor-method", "LNHG (network)")
+    page.choose("ltr-tumor-method", "LNHG: nodule generation + detection (network)")
     page.wait_for(lambda: page.state("tumor") == "lnhg", 5, "the method")
     page.click("ltr-run-all")
     page.wait_for(lambda: page.state("busy"), 10, "the run to start")
@@ -405,6 +408,9 @@ def test_web_app_candidates_seed_and_heterogeneity_map(server, browser, tmp_path
     label_ml, centre_ras, g = _sample_tumour()
     best = np.array([float(v) for v in candidates[0]["ras"].split(",")])
     assert np.linalg.norm(best - centre_ras) < 10.0, (best, centre_ras)  # the best candidate is the tumour
+    assert f"score {candidates[0]['score']}" in rows[0].text and f"slice {candidates[0]['slice']}" in rows[0].text
+    assert "The score ranks the candidates" in page.text("ltr-candidates")
+    assert page.text("ltr-volume-note").startswith("The volume keeps the partial-volume rim (GK, the default)")
     page.go_to_axial_z(best[2] + 4 * g.spacing[2], g.spacing[2])  # away from it, to see the view move
     page.shot("candidates")
 
@@ -415,13 +421,14 @@ def test_web_app_candidates_seed_and_heterogeneity_map(server, browser, tmp_path
     page.wait_for(lambda: abs(page.state("axial_probe")["xy_to_ras"][11] - best[2]) < g.spacing[2] / 2, 10,
                   "the axial view at the candidate")
 
-    page.choose("ltr-tumor-method", "LNHG (network)")
+    page.choose("ltr-tumor-method", "LNHG: nodule generation + detection (network)")
     page.wait_for(lambda: page.state("tumor") == "lnhg", 5, "the method")
     page.click("ltr-run-tumor")
     page.wait_for(lambda: page.state("busy"), 10, "the tumour stage to start")
     page.wait_for(lambda: page.state("busy") is False, 180, "the tumour stage")
     assert page.state("error") == "", page.state("error")
     assert page.state("candidates") == []  # seeded now: no candidates
+    assert page.state("volume_note") == ""  # LNHG's volume: no rim note
     volume = float({r["measurement"]: r for r in page.table("ltr-tumors-table")}["volume (mL)"]["tumor 1"])
     assert abs(volume - label_ml) <= 0.10 * label_ml, (volume, label_ml)
 

@@ -10,6 +10,8 @@ import ipaddress
 import os
 import secrets
 import sys
+import threading
+import time
 from pathlib import Path
 
 from LungTumorReconLib.errors import InputError, UnavailableError
@@ -121,6 +123,14 @@ def _serve_session(args: argparse.Namespace, ct, seeds) -> int:
     key, folder = os.environ.get(KEY_ENV, ""), os.environ.get(DIR_ENV, "")
     if not key or not folder:
         raise InputError(f"--session-child is started by the front server (it sets {KEY_ENV} and {DIR_ENV})")
+    parent = os.getppid()
+
+    def end_with_the_front_server() -> None:  # a killed front server leaves no session behind
+        while os.getppid() == parent:
+            time.sleep(2.0)
+        os._exit(0)
+
+    threading.Thread(target=end_with_the_front_server, daemon=True).start()
     serve(ct, seeds, host=args.host, port=args.port, out_dir=args.out, data_dir=args.data,
           max_upload_bytes=int(args.max_upload_mb * 1e6), session_key=key, session_dir=Path(folder))
     return 0

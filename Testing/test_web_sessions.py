@@ -205,3 +205,15 @@ def test_zip_extraction_keeps_inside_its_folder_and_size(tmp_path):
         read_upload(archive, "x.zip", 10**6)
     with pytest.raises(InputError, match="not a CT upload"):
         upload_suffix("notes.txt")
+
+
+def test_off_loopback_a_token_is_made_and_required(tmp_path):
+    front = Front(tmp_path, "--host", "0.0.0.0")
+    try:
+        printed = (tmp_path / "front.log").read_text()
+        token = re.search(r"/\?token=([A-Za-z0-9_-]{16,}) ", printed).group(1)
+        assert front.get("/")[0] == 401 and front.get("/ws")[0] == 401  # from 127.0.0.1 too
+        assert front.children() == []
+        assert front.get(f"/?token={token}x")[0] == 401
+    finally:
+        front.stop()

@@ -42,7 +42,7 @@ test: install
 
 # Each script's tables go to out/bench/NN-name.md under a line naming the commit it ran at;
 # docs/results.md is then written from them whole.
-BENCH_SCRIPTS := 1-lungs:bench_lungs 2-tumor:bench_tumor 3-recon:bench_recon 4-deep-tumor:bench_deep_tumor 5-memory:bench_memory 6-deep-real:bench_deep_real 7-finetune:bench_finetune 8-dicom:bench_dicom 9-followup:bench_followup 10-cluster:bench_cluster
+BENCH_SCRIPTS := 1-lungs:bench_lungs 2-tumor:bench_tumor 3-recon:bench_recon 4-deep-tumor:bench_deep_tumor 5-memory:bench_memory 6-deep-real:bench_deep_real 7-finetune:bench_finetune 8-dicom:bench_dicom 9-followup:bench_followup 10-cluster:bench_cluster 11-web-sessions:bench_web_sessions
 
 bench: install
 	@mkdir -p out/bench

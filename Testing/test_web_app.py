@@ -63,8 +63,8 @@ def server(tmp_path):
     log.close()
 
 
-@pytest.fixture
-def browser():
+def new_driver():
+    """A headless Debian chromium driven through its chromedriver."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -75,7 +75,12 @@ def browser():
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--window-size=1600,1400"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.fixture
+def browser():
+    driver = new_driver()
     yield driver
     driver.quit()
 
@@ -187,12 +192,13 @@ class Page:
         self.wait_for(lambda: self.state("busy") is False and self.state("message"), timeout, "the stage")
 
     def choose(self, element_id: str, item: str) -> None:
-        """Pick an item of a select box the way a user does: open it, click the item."""
+        """Pick an item of a select box the way a user does: open it, click the item (by its
+        title, the first line: the method's hint is below it)."""
         from selenium.webdriver.common.action_chains import ActionChains
 
         ActionChains(self.d).move_to_element(self.el(element_id)).click().perform()
         options = self.wait_for(lambda: [o for o in self.d.find_elements(self.By.CSS_SELECTOR, ".v-overlay .v-list-item")
-                                         if o.is_displayed() and o.text.strip() == item], 10, f"the item {item}")
+                                         if o.is_displayed() and o.text.strip().split("\n")[0] == item], 10, f"the item {item}")
         options[0].click()
 
     def table(self, element_id: str) -> list[dict]:
@@ -255,6 +261,8 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     assert [s["label"] for s in seeds] == ["tumor"]
     placed = np.array([float(v) for v in seeds[0]["ras"].split(",")])
     assert np.linalg.norm(placed[:2] - centre_ras[:2]) < 3.0 and abs(placed[2] - centre_ras[2]) <= g.spacing[2]
+    assert seeds[0]["slice"] == page.state("axial_k") + 1  # the slice it was clicked on, counted from 1
+    assert f"slice {seeds[0]['slice']}" in page.text("ltr-seeds")
     page.shot("2-seed")
 
     # 3. Run all, with the progress bar moving and finishing. LNHG: the default GK gives 1.71 mL
@@ -343,8 +351,9 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     # 6. export the scene as .mrb and read it back headless: the segments are intact
     page.click("ltr-save-mrb")
     page.wait_for(lambda: page.state("saved"), 60, "the export")
-    mrb = out / "lungtumorrecon.mrb"
-    assert mrb.is_file() and not list(out.glob(".*partial*"))
+    [session_out] = out.glob("session-*")  # each browser session saves in its own folder
+    mrb = session_out / "lungtumorrecon.mrb"
+    assert mrb.is_file() and not list(session_out.glob(".*partial*"))
     scene = Scene.load(mrb)
     try:
         seg = scene.nodes_by_class("vtkMRMLSegmentationNode")[0]
@@ -361,7 +370,7 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     # 7. Export DICOM: the sample is an NRRD file, so the panel says in one line why there is none
     page.click("ltr-export-dicom")
     page.wait_for(lambda: "not loaded from DICOM" in page.state("error"), 10, "the DICOM export's answer")
-    assert "\n" not in page.state("error") and not (out / "dicom").exists()
+    assert "\n" not in page.state("error") and not (session_out / "dicom").exists()
 
 
 def _axial_pixels(page, timeout: float = 20.0) -> np.ndarray:
@@ -401,6 +410,9 @@ def test_web_app_candidates_seed_and_heterogeneity_map(server, browser, tmp_path
     label_ml, centre_ras, g = _sample_tumour()
     best = np.array([float(v) for v in candidates[0]["ras"].split(",")])
     assert np.linalg.norm(best - centre_ras) < 10.0, (best, centre_ras)  # the best candidate is the tumour
+    assert f"score {candidates[0]['score']}" in rows[0].text and f"slice {candidates[0]['slice']}" in rows[0].text
+    assert "The score ranks the candidates" in page.text("ltr-candidates")
+    assert page.text("ltr-volume-note").startswith("The volume keeps the partial-volume rim (GK, the default)")
     page.go_to_axial_z(best[2] + 4 * g.spacing[2], g.spacing[2])  # away from it, to see the view move
     page.shot("candidates")
 
@@ -418,6 +430,7 @@ def test_web_app_candidates_seed_and_heterogeneity_map(server, browser, tmp_path
     page.wait_for(lambda: page.state("busy") is False, 180, "the tumour stage")
     assert page.state("error") == "", page.state("error")
     assert page.state("candidates") == []  # seeded now: no candidates
+    assert page.state("volume_note") == ""  # LNHG's volume: no rim note
     volume = float({r["measurement"]: r for r in page.table("ltr-tumors-table")}["volume (mL)"]["tumor 1"])
     assert abs(volume - label_ml) <= 0.10 * label_ml, (volume, label_ml)
 

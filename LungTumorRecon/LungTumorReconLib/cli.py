@@ -23,6 +23,7 @@ from LungTumorReconLib.pipeline import methods
 from LungTumorReconLib.pipeline.events import ProgressEvent, Step
 from LungTumorReconLib.pipeline.options import PipelineOptions
 from LungTumorReconLib.resources import resource_path
+from LungTumorReconWeb import launch as app_launch
 
 SAMPLE_DIR = resource_path("SampleData")
 SAMPLE_CT = SAMPLE_DIR / "lung1_image.nrrd"
@@ -92,12 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
 
     app = sub.add_parser("app", help="the web app: the LungTumorRecon panel and Slicer's views in a browser")
-    app.add_argument("input", nargs="?", help="CT to open (DICOM folder or image file; default: the bundled sample)")
-    app.add_argument("--seeds", type=Path, help="Slicer markups file (.mrk.json) with seeds to start from")
-    app.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
-    app.add_argument("--host", default="127.0.0.1",
-                     help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
-    app.add_argument("--out", type=Path, default=Path("."), help="folder the scene bundle (.mrb) is saved in")
+    app_launch.add_arguments(app)
 
     ft = sub.add_parser("finetune", help="adapt a deep tumour model to a folder of corrected cases (new weights)")
     ft.add_argument("model", metavar="MODEL", help="deep tumour model: r3d-dense-unet, dense-highres3dnet-v1, "
@@ -281,29 +277,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    """Read the CT (and seeds) first, so that bad input is refused before a server starts."""
-    from LungTumorReconLib.errors import InputError
-    from LungTumorReconLib.io.ct import read_ct
-    from LungTumorReconLib.io.seeds import check_seeds_in_volume, read_seeds
-
-    if not 0 < args.port < 65536:
-        raise InputError(f"--port {args.port}: give a port between 1 and 65535")
-    if args.out.exists() and not args.out.is_dir():
-        raise InputError("--out exists and is not a folder", args.out)
-    ct = read_ct(args.input or SAMPLE_CT)
-    seeds = []
-    if args.seeds is not None:
-        seeds = read_seeds(args.seeds)
-        check_seeds_in_volume(seeds, ct.geometry, args.seeds)
-    for warning in ct.warnings:
-        sys.stderr.write(f"warning: {warning}\n")
-    try:
-        from LungTumorReconWeb.app import serve
-    except ImportError as exc:
-        raise UnavailableError(f"the web app needs trame-slicer ({exc}); install with: pip install "
-                               "'lungtumorrecon[web]'") from None
-    serve(ct, seeds, host=args.host, port=args.port, out_dir=args.out)
-    return 0
+    return app_launch.cmd_app(args, SAMPLE_CT)
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:

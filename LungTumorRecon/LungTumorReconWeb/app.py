@@ -9,8 +9,12 @@ class wires them to trame-slicer's views and segment editor. Not for clinical us
 
 from __future__ import annotations
 
+import hmac
+import os
 from contextlib import nullcontext
 from pathlib import Path
+
+from aiohttp import web
 
 from trame.app import TrameApp
 from trame.widgets import vuetify3 as v3
@@ -31,8 +35,10 @@ from LungTumorReconLib.io.seeds import Seed
 from LungTumorReconLib.mrml.followup_scene import show_in_views
 from LungTumorReconLib.mrml.roles import HETEROGENEITY_OPACITY
 from LungTumorReconLib.mrml.scene import Scene
+from LungTumorReconWeb.cases import CaseLogic
+from LungTumorReconWeb.launch import KEY_HEADER, PORT_FILE
 from LungTumorReconWeb.logic import PanelLogic
-from LungTumorReconWeb.state import NAMESPACE, PanelState
+from LungTumorReconWeb.state import CASE_FIELDS, NAMESPACE, PanelState
 from LungTumorReconWeb.ui import TITLE, build_panel
 
 MAIN_LAYOUT = "Axial Primary"
@@ -54,7 +60,8 @@ class LungTumorReconWebApp(TrameApp):
     """The panel beside trame-slicer's views and segment editor."""
 
     def __init__(self, server=None, ct: CTVolume | None = None, seeds: list[Seed] | None = None,
-                 out_dir: str | Path = ".") -> None:
+                 out_dir: str | Path = ".", data_dir: Path | None = None, max_upload_bytes: int = 10**9,
+                 temp_dir: Path | None = None) -> None:
         super().__init__(server)
         self.server.enable_module(trame_slicer_module)
         self.slicer = SlicerApp()
@@ -65,6 +72,8 @@ class LungTumorReconWebApp(TrameApp):
         self.layout_manager.set_layout(MAIN_LAYOUT)
         self.typed = TypedState(self.state, PanelState, namespace=NAMESPACE)
         self.logic = PanelLogic(self.typed, Scene.attach(self.slicer.scene, self.slicer.app_logic), self, Path(out_dir))
+        self.cases = CaseLogic(self, data_dir, max_upload_bytes, temp_dir)
+        self._observed_views: set[int] = set()
         self.typed.bind_changes({self.typed.name.correct_lung: self._select_segment,
                                  self.typed.name.show_heterogeneity: self.logic.show_heterogeneity})
         self._build_ui()
@@ -85,10 +94,23 @@ class LungTumorReconWebApp(TrameApp):
             with self.layout.content:
                 self.layout_manager.initialize_layout_grid(self.layout)
             with v3.VNavigationDrawer(location="right", permanent=True, width=360, id="ltr-panel"):
-                build_panel(self.typed, self.logic)
+                build_panel(self.typed, self.logic, self.cases)
 
-    def load(self, ct: CTVolume, seeds: list[Seed]) -> None:
+    def open_case(self, ct: CTVolume, name: str) -> None:
+        """Another case in place of the one shown: the scene emptied, as trame-slicer's own
+        volume loading does, and the panel's results back to their defaults."""
+        self.end_editing()
+        self.show_main_views()
+        self.slicer.scene.Clear()
+        defaults = PanelState()
+        for name_ in CASE_FIELDS:
+            setattr(self.typed.data, name_, getattr(defaults, name_))
+        self.logic.forget_case()
+        self.load(ct, [], name)
+
+    def load(self, ct: CTVolume, seeds: list[Seed], name: str | None = None) -> None:
         """Show a CT (and seeds) in the views, with an empty segmentation for the editor."""
+        self.typed.data.case_name = name or (Path(ct.path).name if ct.path else "CT")
         self.logic.load(ct, seeds)
         volume = self.logic.volume_node
         self.slicer.display_manager.show_volume_in_slice_background(volume)
@@ -96,11 +118,16 @@ class LungTumorReconWebApp(TrameApp):
         self.seg_logic.on_volume_changed(volume)
         self._give_effect_pipelines_their_views()
         for view in self.slicer.view_manager.get_slice_views():
+            if id(view) in self._observed_views:  # an earlier case's observers stay
+                continue
+            self._observed_views.add(id(view))
             # The browser sizes each view after the page opens: fit the slice to the view at each
             # new size, as the whole CT slice should stay in view.
             view.interactor().AddObserver(vtkCommand.WindowResizeEvent, lambda *_, v=view: v.fit_view_to_content())
             if view.get_orientation() == "Axial":
                 view.modified.connect(self._on_axial_modified)
+        for view in self.slicer.view_manager.get_slice_views():
+            if view.get_orientation() == "Axial":
                 self._on_axial_modified(view)
 
     def _give_effect_pipelines_their_views(self) -> None:
@@ -206,9 +233,40 @@ class LungTumorReconWebApp(TrameApp):
         self.layout_manager.set_layout(MAIN_LAYOUT)
 
 
-def serve(ct: CTVolume, seeds: list[Seed], host: str = "127.0.0.1", port: int = 8080, out_dir: str | Path = ".") -> None:
-    """Start the app on ``host:port`` (blocks until the server stops)."""
+def _only_with_key(key: str):
+    """Every request without the session's key is refused: the app answers its front server only
+    (any user of the machine can reach a loopback port)."""
+    @web.middleware
+    async def check(request: web.Request, handler):
+        if not hmac.compare_digest(request.headers.get(KEY_HEADER, "").encode(), key.encode()):
+            return web.Response(status=403, text="forbidden\n")
+        return await handler(request)
+    return check
+
+
+def serve(ct: CTVolume, seeds: list[Seed], host: str = "127.0.0.1", port: int = 8080, out_dir: str | Path = ".",
+          data_dir: Path | None = None, max_upload_bytes: int = 10**9, session_key: str | None = None,
+          session_dir: Path | None = None) -> None:
+    """Start one session's app on ``host:port`` (blocks until the server stops). With a
+    ``session_key``, only requests carrying it are answered, and the port is written to
+    ``session_dir`` once the app answers."""
     from trame.app import get_server
 
-    app = LungTumorReconWebApp(get_server(f"lungtumorrecon-{port}", client_type="vue3"), ct, seeds, out_dir)
-    app.server.start(host=host, port=port, open_browser=False, show_connection_info=True)
+    server = get_server(f"lungtumorrecon-{port}", client_type="vue3")
+    app = LungTumorReconWebApp(server, ct, seeds, out_dir, data_dir, max_upload_bytes, session_dir)
+
+    def bind(wslink_server) -> None:
+        if session_key is not None:
+            wslink_server.app.middlewares.append(_only_with_key(session_key))
+        wslink_server.app.router.add_post("/upload", app.cases.handle_upload)
+
+    def ready(**_) -> None:
+        if session_dir is not None:
+            partial = session_dir / f".{PORT_FILE}"
+            partial.write_text(str(server.port))
+            os.replace(partial, session_dir / PORT_FILE)
+
+    server.controller.on_server_bind.add(bind)
+    server.controller.on_server_ready.add(ready)
+    # the front server ends idle sessions: the app itself never stops for want of a client
+    server.start(host=host, port=port, open_browser=False, show_connection_info=session_dir is None, timeout=0)

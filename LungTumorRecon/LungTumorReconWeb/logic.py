@@ -11,16 +11,18 @@ import traceback
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 from trame_server.utils.asynchronous import create_task
 from trame_server.utils.typed_state import TypedState
 
+from LungTumorReconLib.coordinates import ras_to_lps
 from LungTumorReconLib.errors import InputError, LungTumorReconError
 from LungTumorReconLib.io.ct import CTVolume
 from LungTumorReconLib.io.seeds import TUMOR, Seed
 from LungTumorReconLib.mrml.presenter import ResultPresenter
 from LungTumorReconLib.mrml.roles import Role
 from LungTumorReconLib.mrml.scene import Scene
-from LungTumorReconLib.pipeline.methods import stage_title
+from LungTumorReconLib.pipeline.methods import DEFAULT_TUMOR, stage_title
 from LungTumorReconLib.pipeline.session import Candidate, Outcome, StageRunner, StageSession
 from LungTumorReconWeb.dicom import DicomLogic
 from LungTumorReconWeb.finetune import FinetuneLogic
@@ -60,6 +62,16 @@ def _ras_text(ras) -> str:
     return ", ".join(f"{v:.1f}" for v in ras)
 
 
+def _slice_number(geometry, ras) -> int:
+    """The axial slice a point lies on, counted from 1 as the panel's slice numbers are."""
+    return int(geometry.nearest_kji(ras_to_lps(np.asarray(ras, dtype=float)))[0]) + 1
+
+
+# What the default tumour method's volume includes (measured on the bundled sample).
+RIM_NOTE = ("The volume keeps the partial-volume rim (GK, the default): about +25% against a tight manual "
+            "outline on the sample.")
+
+
 class PanelLogic:
     """The panel's behaviour over one scene and one CT."""
 
@@ -72,6 +84,7 @@ class PanelLogic:
         self.volume_node = self.segmentation_node = self.seeds_node = None
         self._placing_label: str | None = None
         self._candidates: list[Candidate] = []
+        self._tumor_method = ""  # the method of the tumour segment shown
         self._table_update: asyncio.Task | None = None
         self.finetune = FinetuneLogic(self)
         self.dicom = DicomLogic(self)
@@ -89,6 +102,12 @@ class PanelLogic:
         self.seeds_node = self.presenter.tag(self.scene.add_seeds(seeds, name="Seeds"), Role.SEEDS, self.volume_node)
         self.seeds_node.AddObserver(self.seeds_node.PointPositionDefinedEvent, self._on_point_placed)
         self.update_seeds()
+
+    def forget_case(self) -> None:
+        """The scene was emptied for another case: nothing of the last one is kept."""
+        self.volume_node = self.segmentation_node = self.seeds_node = None
+        self._candidates, self._placing_label = [], None
+        self.followup.nodes = None
 
     def place_seed(self, label: str) -> None:
         """Slicer's place mode: the next click in a view adds a point with this label."""
@@ -110,11 +129,12 @@ class PanelLogic:
         self.update_seeds()
 
     def update_seeds(self) -> None:
-        rows = []
+        rows, geometry = [], Scene.volume_geometry(self.volume_node)
         for i in range(self.seeds_node.GetNumberOfControlPoints()):
             ras = [0.0, 0.0, 0.0]
             self.seeds_node.GetNthControlPointPositionWorld(i, ras)
-            rows.append({"label": self.seeds_node.GetNthControlPointLabel(i), "ras": _ras_text(ras)})
+            rows.append({"label": self.seeds_node.GetNthControlPointLabel(i), "ras": _ras_text(ras),
+                         "slice": _slice_number(geometry, ras)})
         with self.typed.state:
             self.state.seeds = rows
 
@@ -133,6 +153,8 @@ class PanelLogic:
             return
         self.state.busy, self.state.progress = True, 0
         self.state.message, self.state.warnings = f"{stage_title(stage)}: starting", []
+        if stage in ("all", "tumor"):
+            self._tumor_method = self.state.tumor
         create_task(self._follow())
 
     async def _follow(self) -> None:
@@ -208,8 +230,11 @@ class PanelLogic:
                 for key, title in TUMOR_MEASURES] if per_tumor else []
             self.state.model = (f"{model.GetName()} ({model.GetPolyData().GetNumberOfPoints()} points)"
                                 if model is not None and model.GetPolyData() is not None else "")
-            self.state.candidates = [{"rank": c.rank, "volume_ml": f"{c.volume_ml:.2f}", "ras": _ras_text(c.centroid_ras)}
+            geometry = Scene.volume_geometry(self.volume_node)
+            self.state.candidates = [{"rank": c.rank, "volume_ml": f"{c.volume_ml:.2f}", "score": f"{c.score:.2f}",
+                                      "ras": _ras_text(c.centroid_ras), "slice": _slice_number(geometry, c.centroid_ras)}
                                      for c in self._candidates]
+            self.state.volume_note = RIM_NOTE if per_tumor and self._tumor_method == DEFAULT_TUMOR else ""
             self.state.warnings = list(update.warnings)
             self.state.has_heterogeneity = self.presenter.node_for(Role.HETEROGENEITY, self.volume_node) is not None
         self.show_heterogeneity(self.state.show_heterogeneity)  # a new map, or none, replaced the old

@@ -17,9 +17,17 @@ NAMESPACE = "ltr"
 
 
 def method_items(stage: str) -> list[dict]:
-    """A select box's items: each method's label shown, its id chosen."""
+    """A select box's items: each method's label shown (the default marked recommended), when to
+    use it below, its id chosen."""
     choices = methods.METHOD_CHOICES[stage]
-    return [{"title": methods.method_label(stage, m), "value": m} for m in choices]
+    return [{"title": methods.method_label(stage, m), "value": m, "subtitle": methods.method_description(stage, m)}
+            for m in choices]
+
+
+def method_hint_table() -> dict[str, dict[str, str]]:
+    """Each stage's methods by id: when to use it (the hint under a method box)."""
+    return {stage: {m: methods.method_description(stage, m) for m in choices}
+            for stage, choices in methods.METHOD_CHOICES.items()}
 
 
 @dataclass
@@ -29,6 +37,16 @@ class PanelState:
     tumor: str = methods.DEFAULT_TUMOR
     recon: str = methods.DEFAULT_RECON
     device: str = "auto"
+    # the method boxes' items and hints (in the state: their words hold quotes)
+    method_choices: dict = field(default_factory=lambda: {s: method_items(s) for s in methods.METHOD_CHOICES})
+    method_hints: dict = field(default_factory=method_hint_table)
+    # the case shown, and opening another (an upload, or a CT of the server's --data folder)
+    case_name: str = ""
+    case_busy: bool = False
+    case_message: str = ""
+    data_cases: list[str] = field(default_factory=list)
+    data_case: str = ""
+    upload_limit_mb: int = 0
     # a running stage
     busy: bool = False
     progress: int = 0
@@ -46,6 +64,7 @@ class PanelState:
     tumor_headers: list[dict] = field(default_factory=list)
     tumor_rows: list[dict] = field(default_factory=list)
     model: str = ""
+    volume_note: str = ""  # what the tumour method's volume includes
     candidates: list[dict] = field(default_factory=list)
     has_heterogeneity: bool = False
     show_heterogeneity: bool = False
@@ -79,6 +98,13 @@ class PanelState:
     followup_rows: list[dict] = field(default_factory=list)  # the growth table (text by GROWTH_COLUMNS key)
     followup_recist: str = ""
     followup_shown: bool = False  # both CTs side by side in the views
+
+
+# What belongs to the case shown: back to these defaults when another case is opened.
+CASE_FIELDS = ("progress", "message", "error", "warnings", "placing", "seeds", "axial_k", "volume_rows",
+               "tumor_headers", "tumor_rows", "model", "volume_note", "candidates", "has_heterogeneity", "show_heterogeneity",
+               "saved", "dicom_message", "followup_message", "followup_rows", "followup_recist", "followup_shown",
+               "followup_progress")
 
 
 def options_from_state(state: PanelState) -> PipelineOptions:

@@ -12,12 +12,16 @@ from trame_server.utils.typed_state import TypedState
 
 from LungTumorReconLib.io.seeds import LEFT_LUNG, RIGHT_LUNG, TUMOR
 from LungTumorReconLib.mrml.followup_scene import GROWTH_COLUMNS, GROWTH_LABEL
-from LungTumorReconWeb.state import CONTROL_LABELS, FINETUNE_LABELS, PanelState, finetune_model_items, method_items
+from LungTumorReconWeb.state import CONTROL_LABELS, FINETUNE_LABELS, PanelState, finetune_model_items
 
 if TYPE_CHECKING:
+    from LungTumorReconWeb.cases import CaseLogic
     from LungTumorReconWeb.logic import PanelLogic
 
 TITLE = "LungTumorRecon"
+SEED_WORDS = {TUMOR: "tumour", RIGHT_LUNG: RIGHT_LUNG, LEFT_LUNG: LEFT_LUNG}  # the ids stay 'tumor'
+SCORE_HELP = ("The score ranks the candidates: larger, rounder and less elongated blobs score higher "
+              "(log10 of the volume over 0.03 mL, times roundness, over elongation).")
 VOLUME_HEADERS = [{"title": "segment", "key": "segment"}, {"title": "volume (mL)", "key": "volume_ml"},
                   {"title": "voxels", "key": "voxels"}]
 
@@ -33,26 +37,37 @@ def _section(title: str) -> None:
     html.Div(title, classes="text-subtitle-1 font-weight-bold mt-3 mb-1")
 
 
-def _select(label: str, state_id: str, items: list[dict], element_id: str, **kwargs) -> None:
-    v3.VSelect(label=label, v_model=(state_id,), items=(_literal(items),), item_title="title", item_value="value",
-               density="compact", hide_details=True, id=element_id, **kwargs)
+def _select(label: str, state_id: str, items: list[dict], element_id: str, items_override: str | None = None,
+            **kwargs) -> None:
+    v3.VSelect(label=label, v_model=(state_id,), items=(items_override or _literal(items),), item_title="title",
+               item_value="value", density="compact", hide_details=True, id=element_id, **kwargs)
 
 
-def build_panel(typed: TypedState[PanelState], logic: PanelLogic) -> None:
-    """The panel, top to bottom in the order a user works: input, lungs, tumour, model, run,
-    results, export."""
+def _method_select(typed: TypedState[PanelState], stage: str, element_id: str, **kwargs) -> None:
+    """A method box: the library's labels, each method's one line below it and under the box."""
+    n = typed.name
+    v3.VSelect(label=CONTROL_LABELS[stage], v_model=(getattr(n, stage),), items=(f"{n.method_choices}.{stage}",),
+               item_title="title", item_value="value", item_props=True, density="compact", persistent_hint=True,
+               hint=(f"{n.method_hints}.{stage}[{getattr(n, stage)}]",), id=element_id, **kwargs)
+
+
+def build_panel(typed: TypedState[PanelState], logic: PanelLogic, cases: CaseLogic) -> None:
+    """The panel, top to bottom in the order a user works: device, case, seeds, lungs, tumour,
+    model, run, results, export."""
     n = typed.name
     busy = n.busy
     with v3.VContainer(classes="pa-3"):
         html.Div(TITLE, classes="text-h6", id="ltr-title")
         v3.VAlert(v_if=n.error, type="error", density="compact", closable=True, id="ltr-error",
                   text=(n.error,), click_close=f"{n.error} = ''", classes="my-2")
+        _method_select(typed, "device", "ltr-device", classes="mt-2")
+        _case_section(typed, cases)
         _input_section(typed, logic)
         _lungs_section(typed, logic)
         _tumor_section(typed, logic)
 
         _section("3D reconstruction")
-        _select(CONTROL_LABELS["recon"], n.recon, method_items("recon"), "ltr-recon-method")
+        _method_select(typed, "recon", "ltr-recon-method")
         v3.VBtn("Build 3D model", size="small", classes="mt-1", id="ltr-run-recon", disabled=(busy,),
                 click=(logic.start_stage, "['recon']"))
 
@@ -169,18 +184,40 @@ def _input_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
     html.Div("Seeds: click a button, then click in a slice view.", classes="text-caption")
     with html.Div(classes="d-flex flex-wrap ga-1"):
         for label, key in ((TUMOR, "tumor"), (RIGHT_LUNG, "right-lung"), (LEFT_LUNG, "left-lung")):
-            v3.VBtn(f"Place {label} seed", size="small", id=f"ltr-place-{key}", disabled=(n.busy,),
+            v3.VBtn(f"Place {SEED_WORDS[label]} seed", size="small", id=f"ltr-place-{key}", disabled=(n.busy,),
                     color=(f"{n.placing} === '{label}' ? 'primary' : undefined",),
                     click=(logic.place_seed, f"['{label}']"))
     with html.Div(id="ltr-seeds", classes="text-caption"):
-        html.Div("{{ seed.label }}: RAS {{ seed.ras }}", v_for=f"seed in {n.seeds}", classes="ltr-seed")
+        html.Div("{{ seed.label }}: RAS {{ seed.ras }}, slice {{ seed.slice }}", v_for=f"seed in {n.seeds}", classes="ltr-seed")
     v3.VBtn("Clear seeds", size="x-small", variant="text", click=logic.clear_seeds, disabled=(n.busy,))
+
+
+def _case_section(typed: TypedState[PanelState], cases: CaseLogic) -> None:
+    """Open another case: upload a CT, or pick one of the server's --data folder."""
+    n = typed.name
+    idle = f"{n.busy} || {n.case_busy} || {n.finetune_busy} || {n.followup_busy} || {n.dicom_busy}"
+    _section("Case")
+    html.Div(f"{{{{ {n.case_name} }}}}", classes="text-body-2 font-weight-bold", id="ltr-case-name")
+    html.Div(f"Upload a CT: a zipped DICOM folder, or an NRRD, NIfTI or MetaImage (.mha) file, up to "
+             f"{{{{ {n.upload_limit_mb} }}}} MB.", classes="text-caption")
+    # A plain form into a hidden frame: the browser streams the file over HTTP (not the
+    # websocket), so that the server checks its size and type before reading it.
+    with html.Form(action="upload", method="post", enctype="multipart/form-data", target="ltr-upload-frame",
+                   id="ltr-upload-form"):
+        html.Input(type="file", name="ct", accept=".zip,.nrrd,.nii,.nii.gz,.mha", id="ltr-upload",
+                   disabled=(idle,), change="$event.target.form.requestSubmit(); $event.target.value = ''")
+    html.Iframe(name="ltr-upload-frame", style="display: none")
+    with html.Div(v_if=f"{n.data_cases}.length", classes="d-flex align-center ga-2 mt-1"):
+        _select("Server's cases", n.data_case, [], "ltr-data-case", items_override=n.data_cases)
+        v3.VBtn("Open", size="small", id="ltr-open-case", disabled=(idle,), click=cases.open_data_case)
+    v3.VProgressLinear(v_if=n.case_busy, indeterminate=True, height=4, classes="mt-1")
+    html.Div(f"{{{{ {n.case_message} }}}}", classes="text-caption", id="ltr-case-message")
 
 
 def _lungs_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
     n = typed.name
     _section("Lungs")
-    _select(CONTROL_LABELS["lungs"], n.lungs, method_items("lungs"), "ltr-lungs-method")
+    _method_select(typed, "lungs", "ltr-lungs-method")
     v3.VBtn("Segment lungs", size="small", classes="mt-1", id="ltr-run-lungs", disabled=(n.busy,),
             click=(logic.start_stage, "['lungs']"))
     html.Div("Correct one lung on the axial slice with the editor, then:", classes="text-caption mt-2")
@@ -193,17 +230,15 @@ def _lungs_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
 def _tumor_section(typed: TypedState[PanelState], logic: PanelLogic) -> None:
     n = typed.name
     _section("Tumour")
-    with html.Div(classes="d-flex ga-2"):
-        _select(CONTROL_LABELS["tumor"], n.tumor, method_items("tumor"), "ltr-tumor-method")
-        _select(CONTROL_LABELS["device"], n.device, method_items("device"), "ltr-device", style="max-width: 110px")
+    _method_select(typed, "tumor", "ltr-tumor-method")
     v3.VBtn("Segment tumour", size="small", classes="mt-1", id="ltr-run-tumor", disabled=(n.busy,),
             click=(logic.start_stage, "['tumor']"))
     with html.Div(v_if=f"{n.candidates}.length", classes="text-caption mt-1", id="ltr-candidates"):
         html.Div("Candidates found without a tumour seed (best first; the volume is the candidate's, "
                  "not the segment's). The tumour segment was grown from candidate 1: check it in the "
-                 "views, or seed another and segment the tumour again.")
+                 "views, or seed another and segment the tumour again. " + SCORE_HELP)
         with html.Div(v_for=f"c in {n.candidates}", key="c.rank", classes="d-flex align-center ga-1 ltr-candidate"):
-            html.Span("{{ c.rank }}. {{ c.volume_ml }} mL at RAS {{ c.ras }}")
+            html.Span("{{ c.rank }}. {{ c.volume_ml }} mL, score {{ c.score }}, at RAS {{ c.ras }}, slice {{ c.slice }}")
             v3.VBtn("Show", size="x-small", variant="text", classes="ltr-candidate-show",
                     click=(logic.show_candidate, "[c.rank - 1]"))
             v3.VBtn("Seed here", size="x-small", variant="tonal", classes="ltr-candidate-seed", disabled=(n.busy,),
@@ -217,6 +252,7 @@ def _results_section(typed: TypedState[PanelState]) -> None:
                   hide_default_footer=True, id="ltr-volumes-table", items_per_page=-1)
     v3.VDataTable(v_if=f"{n.tumor_rows}.length", items=(n.tumor_rows,), headers=(n.tumor_headers,),
                   density="compact", hide_default_footer=True, id="ltr-tumors-table", items_per_page=-1)
+    html.Div(f"{{{{ {n.volume_note} }}}}", v_if=n.volume_note, classes="text-caption", id="ltr-volume-note")
     html.Div(f"3D model: {{{{ {n.model} }}}}", v_if=n.model, classes="text-caption", id="ltr-model")
     v3.VCheckbox(v_if=n.has_heterogeneity, v_model=(n.show_heterogeneity,), density="compact",
                  hide_details=True, id="ltr-show-heterogeneity",

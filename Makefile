@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # a real Orthanc (with its DICOMweb plugin) and check objects with dciodvfy (dicom3tools).
 DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri chromium chromium-driver orthanc orthanc-dicomweb dicom3tools
 
-.PHONY: install system-packages demo app test bench clean cmake-lists
+.PHONY: install system-packages demo app test test-long bench clean cmake-lists
 
 install: system-packages $(STAMP)
 
@@ -38,7 +38,11 @@ app: install
 	$(VENV)/bin/lungtumorrecon app --out out/app
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not long"
+
+# the tests make test skips: more configurations of paths it covers, and training runs
+test-long: install
+	$(PY) -m pytest -q -m long
 
 # Each script's tables go to out/bench/NN-name.md under a line naming the commit it ran at;
 # docs/results.md is then written from them whole.

@@ -53,17 +53,21 @@ def test_batch_runs_every_case_isolates_failures_and_resumes(tmp_path, data):
     assert set(_summary(out)) == {"lung1", "chest64"}
 
 
-def test_batch_refuses_a_bad_folder_or_option_before_any_case(tmp_path):
+def test_batch_refuses_a_bad_folder_or_option_before_any_case(tmp_path, capsys):
+    from LungTumorReconLib.cli import main
+
     empty = tmp_path / "empty"
     empty.mkdir()
-    for args in (["batch", tmp_path / "missing", "--out", tmp_path / "o"],
-                 ["batch", empty, "--out", tmp_path / "o"],
+    run = run_cli("batch", tmp_path / "missing", "--out", tmp_path / "o")  # the installed command
+    assert run.returncode == 2, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and run.stderr.startswith("error: ")
+    for args in (["batch", empty, "--out", tmp_path / "o"],  # the rest in this process: the same main()
                  ["batch", empty, "--out", tmp_path / "o", "--jobs", "0"],
                  ["batch", empty, "--out", tmp_path / "o", "--scheduler", "local:0"],
                  ["batch", empty, "--out", tmp_path / "o", "--scheduler", "tcp://no where"],
                  ["batch", empty, "--out", tmp_path / "o", "--scheduler", "local:2", "--jobs", "2"],
                  ["batch", empty, "--out", tmp_path / "o", "--tumor", "r3d-dense-unet", "--weights", tmp_path / "x"]):
-        run = run_cli(*args)
-        assert run.returncode == 2, run.stderr
-        assert len(run.stderr.strip().splitlines()) == 1 and run.stderr.startswith("error: ")
+        code = main(list(map(str, args)))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and err[0].startswith("error: "), (args, err)
     assert not (tmp_path / "o" / "summary.csv").exists()

@@ -147,6 +147,7 @@ def test_training_resumes_and_exports_safetensors(tmp_path):
         load_weights(RecurrentDenseUNet(RecurrentDenseUNetConfig(use_convlstm=False)), tmp_path / "run" / "model.safetensors")
 
 
+@pytest.mark.long  # training/common.py's DDP path is in make test through test_recon_gan
 def test_training_with_two_processes_gloo(tmp_path):
     proc = _train(tmp_path, "--steps", "2", "--synthetic", "2", processes=2)
     assert proc.returncode == 0, proc.stderr[-2000:]

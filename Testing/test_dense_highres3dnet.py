@@ -92,6 +92,7 @@ def test_dice_2d_averages_the_tumour_slices():
     assert dice_2d(pred, np.zeros_like(ref)) is None
 
 
+@pytest.mark.long  # training rounds, about 25 s
 def test_training_runs_dice_then_focal_rounds(tmp_path):
     from conftest import run_training
 

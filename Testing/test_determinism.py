@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from LungTumorReconLib.io.ct import read_ct
-from LungTumorReconLib.pipeline.options import PipelineOptions
-from LungTumorReconLib.pipeline.job import PipelineJob
-from LungTumorReconLib.pipeline.stages import plan_stage
 from LungTumorReconLib.io.seeds import read_seeds
+from LungTumorReconLib.pipeline.job import PipelineJob
+from LungTumorReconLib.pipeline.options import PipelineOptions
+from LungTumorReconLib.pipeline.stages import plan_stage
 
 
 def _run(ct, seeds, options):
@@ -23,7 +23,9 @@ def _run(ct, seeds, options):
         job.cleanup()
 
 
-@pytest.mark.parametrize("tumor,recon", [("gk", "gan"), ("lnhg", "interp-mc"), ("r3d-dense-unet", "mc-fairing")])
+# one configuration in make test; the deep ones (the same job path, about 30 s each) in make test-long
+@pytest.mark.parametrize("tumor,recon", [("gk", "gan"), pytest.param("lnhg", "interp-mc", marks=pytest.mark.long),
+                                         pytest.param("r3d-dense-unet", "mc-fairing", marks=pytest.mark.long)])
 def test_two_runs_in_two_processes_are_identical(small_case, tumor, recon):
     ct_path, _, seeds_path, _, _ = small_case
     ct, seeds = read_ct(ct_path), read_seeds(seeds_path)

@@ -9,12 +9,12 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO
-from LungTumorReconLib.pipeline import memory as memory_budget
+
 from LungTumorReconLib.cli import main
-from LungTumorReconLib.io.ct import write_image
 from LungTumorReconLib.errors import InsufficientMemoryError
+from LungTumorReconLib.io.ct import write_image
+from LungTumorReconLib.pipeline import memory as memory_budget
 
 _CHILD = ("import sys\n"
           f"sys.path.insert(0, {str(REPO / 'LungTumorRecon')!r})\n"
@@ -107,7 +107,8 @@ def big_case(tmp_path_factory, small_case):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("methods", [["--lungs", "threshold", "--tumor", "gk", "--recon", "interp-mc"],
-                                     ["--lungs", "resunet", "--tumor", "none", "--recon", "none"]],
+                                     pytest.param(["--lungs", "resunet", "--tumor", "none", "--recon", "none"],
+                                                  marks=pytest.mark.long)],
                          ids=["clustering", "network"])
 def test_the_estimate_is_above_a_measured_peak(big_case, tmp_path, methods):
     ct_path, seeds_path, shape = big_case

@@ -90,6 +90,7 @@ def test_training_never_reads_the_ibsi_crop(data, monkeypatch):
         recon_gan_data.read_real_masks(("IBSI GTV",), data=data)
 
 
+@pytest.mark.long  # a training run
 def test_fold_training_from_weights_logs_a_learning_curve(tmp_path):
     from conftest import run_training
     from safetensors.torch import save_file

@@ -269,3 +269,16 @@ def test_a_case_whose_worker_dies_while_it_writes_leaves_no_partial_folder(tmp_p
     _, alive = psutil.wait_procs([child], timeout=15)
     assert alive == []
     assert list(tmp_path.iterdir()) == []  # neither the partial folder nor the case's
+
+
+def test_scheduler_addresses_are_checked_before_any_case():
+    from LungTumorReconLib.errors import InputError
+    from LungTumorReconLib.pipeline.cluster import parse_scheduler
+
+    for address in ("tcp://10.0.0.5:8786", "tcp://node-1.cluster:8786", "tcp://[::1]:8786", "tls://[fe80::1]:8786",
+                    "node-1"):
+        assert parse_scheduler(address) == address
+    assert parse_scheduler("local:3") == 3
+    for bad in ("tcp://no where", "tcp://[::1:8786", "tcp://a:b:8786", "local:0", "local:x", "tcp://[zz::1]:8786"):
+        with pytest.raises(InputError):
+            parse_scheduler(bad)

@@ -42,7 +42,8 @@ from LungTumorReconLib.pipeline.options import PipelineOptions
 
 LOCAL_PREFIX = "local:"
 CONNECT_TIMEOUT_S = 10.0  # to reach the scheduler at the start, and to get it back once lost
-_ADDRESS = re.compile(r"^(?:(tcp|tls|inproc|ucx|ws|wss)://)?[^\s:/]+(?::\d+)?$")
+# HOST is a name, an IPv4 address or a bracketed IPv6 one: tcp://[::1]:8786
+_ADDRESS = re.compile(r"^(?:(tcp|tls|inproc|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+)(?::\d+)?$")
 
 
 @dataclass(frozen=True)

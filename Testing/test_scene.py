@@ -5,9 +5,9 @@ import pytest
 import SimpleITK as sitk
 
 from LungTumorReconLib.coordinates import VolumeGeometry
-from LungTumorReconLib.mrml.scene import Scene
 from LungTumorReconLib.io.seeds import Seed
 from LungTumorReconLib.io.segmentation import read_segments
+from LungTumorReconLib.mrml.scene import Scene
 from LungTumorReconLib.surface.marching_cubes import marching_cubes_surface, surface_volume_ml
 
 
@@ -274,6 +274,44 @@ def test_recist_axes_are_lines_per_tumour_replaced_with_the_segment(geometry, co
     assert all(scene.mrml.GetNodeByID(n.GetID()) is None for n in lines if n.GetID() not in {a.GetID() for a in again})
     assert np.allclose(Scene.line_ends_lps(again[1]), edited.tumors[0].short_axis_lps)
     assert own.GetAttribute(ROLE_ATTRIBUTE) is None and scene.mrml.GetNodeByID(own.GetID()) is own
+    scene.close()
+
+
+def test_an_edited_tumour_measured_again_drops_the_old_model_and_masks_the_map(geometry, content):
+    """After a hand edit the recon stage measures the tumour as it now is: an earlier model no
+    longer matches it (recon "none" leaves none), and the heterogeneity map keeps only the voxels
+    still in the tumour. A lung stage afterwards keeps both as they are."""
+    from LungTumorReconLib.mrml.presenter import ResultPresenter
+    from LungTumorReconLib.mrml.roles import Role
+    from LungTumorReconLib.pipeline.session import SceneUpdate
+
+    ct, masks = content
+    tumour = masks["tumor"]
+    scene = Scene()
+    volume = scene.add_volume(ct, geometry)
+    presenter = ResultPresenter(scene)
+    first = _tumour_result(ct, geometry, {"tumor": tumour})
+    first.surface_lps = marching_cubes_surface(tumour, geometry)
+    membership = np.where(tumour, 0.5 + 0.4 * np.random.default_rng(1).random(tumour.shape), 0.0).astype(np.float32)
+    first.heterogeneity = membership
+    nodes = presenter.apply(first, volume, segments=["tumor"])
+    assert nodes.model is not None and nodes.heterogeneity is not None
+
+    edited = tumour.copy()
+    edited[:, :, :12] = False  # the user erases half of it
+    scene.set_segmentation({"tumor": edited}, geometry, node=nodes.segmentation)
+    again = _tumour_result(ct, geometry, {"tumor": edited})  # the recon stage with recon "none"
+    update = SceneUpdate(again, [], None, [], remeasures_tumor=True)
+    after = presenter.apply_update(update, volume, nodes.segmentation)
+    assert after.model is None and presenter.node_for(Role.TUMOR_MODEL, volume) is None
+    assert scene.mrml.GetNodeByID(nodes.model.GetID()) is None
+    shown = Scene.volume_array(presenter.node_for(Role.HETEROGENEITY, volume))
+    assert np.array_equal(shown > 0, edited) and np.allclose(shown[edited], membership[edited])
+
+    lungs = _tumour_result(ct, geometry, {"tumor": edited})
+    lungs.tumors, lungs.segments = [], {"right lung": masks["right lung"]}
+    kept = presenter.apply_update(SceneUpdate(lungs, ["right lung"], None, []), volume, nodes.segmentation)
+    assert np.array_equal(Scene.volume_array(kept.heterogeneity), shown)
     scene.close()
 
 

@@ -215,13 +215,19 @@ class ResultPresenter:
         self._add_measurements(nodes, result.segments, result.tumors, g, result.surface_lps, result.heterogeneity)
         return nodes
 
-    def apply(self, result, volume_node, segmentation_node=None, segments: list[str] | None = None) -> ResultNodes:
+    def apply(self, result, volume_node, segmentation_node=None, segments: list[str] | None = None,
+              remeasures_tumor: bool = False) -> ResultNodes:
         """Put a stage's result into the scene in place of the previous one.
 
         Only the named ``segments`` are replaced (all of the result's when None), so the user's
         other segments and corrections stay as they are. The model, the heterogeneity map and
         the tumour table are replaced when the stage brings them or replaces the tumour; a lung
-        stage keeps them. The volumes table is rebuilt from the segmentation as it now is."""
+        stage keeps them. The volumes table is rebuilt from the segmentation as it now is.
+
+        ``remeasures_tumor``: the stage measured the tumour segment as it is now, perhaps edited.
+        An earlier model no longer matches it and goes, and the heterogeneity map keeps only the
+        voxels of the tumour as it now is (the memberships are the clustering's; none for painted
+        voxels it never saw)."""
         g = result.ct.geometry
         names = list(result.segments) if segments is None else segments
         masks = {n: result.segments.get(n, np.zeros(g.shape_kji, dtype=bool)) for n in names}
@@ -232,17 +238,25 @@ class ResultPresenter:
             if not mask.any() and segmentation.GetSegmentIdBySegmentName(name):
                 segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName(name))
         replaces_tumor = TUMOR in names
-        if result.surface_lps is not None or replaces_tumor:
+        if result.surface_lps is not None or replaces_tumor or remeasures_tumor:
             self.remove(Role.TUMOR_MODEL, volume_node)
-        if result.heterogeneity is not None or replaces_tumor:
+        heterogeneity = result.heterogeneity
+        earlier_map = self.node_for(Role.HETEROGENEITY, volume_node) if remeasures_tumor else None
+        if earlier_map is not None and heterogeneity is None:
+            heterogeneity = Scene.volume_array(earlier_map)
+        if heterogeneity is not None or replaces_tumor:
             self.remove(Role.HETEROGENEITY, volume_node)
         self.remove(Role.VOLUMES_TABLE, volume_node)
         if replaces_tumor or result.tumors:  # a lung stage brings no tumours and keeps the tumour's table
             self.remove(Role.TUMORS_TABLE, volume_node)
             self.remove(Role.RECIST_AXIS, volume_node)
         nodes = ResultNodes(volume=volume_node, segmentation=node, result=result)
-        self._add_measurements(nodes, self.scene.segment_masks(node, g), result.tumors, g, result.surface_lps,
-                               result.heterogeneity)
+        now = self.scene.segment_masks(node, g)
+        if remeasures_tumor and heterogeneity is not None:
+            tumor = now.get(TUMOR)
+            keep = tumor if tumor is not None and tumor.shape == heterogeneity.shape else False
+            heterogeneity = np.where(keep, heterogeneity, 0.0).astype(np.float32)
+        self._add_measurements(nodes, now, result.tumors, g, result.surface_lps, heterogeneity)
         for role, name in ((Role.TUMOR_MODEL, "model"), (Role.HETEROGENEITY, "heterogeneity"),
                            (Role.TUMORS_TABLE, "tumors_table")):
             if getattr(nodes, name) is None:  # kept from an earlier stage
@@ -252,7 +266,8 @@ class ResultPresenter:
 
     def apply_update(self, update: SceneUpdate, volume_node, segmentation_node=None) -> ResultNodes:
         """A finished stage's :class:`SceneUpdate` into the scene (see :meth:`apply`)."""
-        return self.apply(update.result, volume_node, segmentation_node, segments=update.replaced_segments)
+        return self.apply(update.result, volume_node, segmentation_node, segments=update.replaced_segments,
+                          remeasures_tumor=update.remeasures_tumor)
 
     def refresh_segment_volumes(self, segmentation_node, volume_node):
         """Rebuild the volumes table from the segmentation as it is now (after edits)."""
@@ -299,8 +314,8 @@ class ResultPresenter:
         lines = []
         for i, tumor in enumerate(tumors, start=1):
             color = RECIST_AXIS_COLORS[(i - 1) % len(RECIST_AXIS_COLORS)]
-            for field, axis in RECIST_AXES:
-                ends = getattr(tumor, field, None)
+            for attribute, axis in RECIST_AXES:
+                ends = getattr(tumor, attribute, None)
                 if ends is None:  # measured before the end points were kept
                     continue
                 name = NODE_NAMES[Role.RECIST_AXIS].format(tumor=f"tumor {i}", axis=axis)

@@ -70,6 +70,7 @@ class SceneUpdate:
     replaced_segments: list[str]
     candidates: list[Candidate] | None  # None: the stage ran no tumour method, keep the listed ones
     warnings: list[str]
+    remeasures_tumor: bool = False  # measured the tumour segment as it is now (perhaps edited by hand)
 
 
 class Outcome(str, Enum):
@@ -207,7 +208,7 @@ class StageSession:
             finds_tumor = stage in (Stage.ALL, Stage.TUMOR)
             update = SceneUpdate(result=result, replaced_segments=list(self._replaced),
                                  candidates=candidates_of(result) if finds_tumor else None,
-                                 warnings=list(result.warnings))
+                                 warnings=list(result.warnings), remeasures_tumor=stage is Stage.RECON)
             return StageOutcome(stage, Outcome.DONE, f"{title}: done", update=update)
         finally:
             self.cleanup()

@@ -90,7 +90,8 @@ def followup_panel(monkeypatch, scene):
     ctk.ctkCollapsibleButton = ctk.ctkPathLineEdit = FakeWidget
     for name, stub in (("slicer.i18n", i18n), ("qt", qt), ("ctk", ctk)):
         monkeypatch.setitem(sys.modules, name, stub)
-    fresh = ("LungTumorReconModule.followup_panel", "LungTumorReconModule.dependencies")
+    fresh = ("LungTumorReconModule.followup_panel", "LungTumorReconModule.dependencies",
+             "LungTumorReconModule.dicom_panel")
     for name in fresh:  # not a copy imported under another test's stubs
         monkeypatch.delitem(sys.modules, name, raising=False)
     errors, layouts = [], []
@@ -246,4 +247,54 @@ def test_refusals_failures_and_cancel_are_one_message(followup_panel, scene, fin
     panel.runButton.click()
     scene.mrml.Clear(0)  # the user closes the scene while it runs: its nodes could not show a result
     assert started[-1].cancelled and panel.job is None and len(followup_panel.errors) == 4
+    panel.cleanup()
+
+
+def test_ct_from_the_dicom_browser_goes_as_its_series_with_patient_and_date(followup_panel, scene, finished_pair,
+                                                                           tmp_path, monkeypatch):
+    """Two CTs loaded by Slicer's DICOM browser from one folder of both series: the job gets each
+    series alone, so it reads the patient and the study dates (the database is a fake: desktop
+    Slicer's cannot run here)."""
+    import pydicom
+    import slicer
+    from test_module_dicom import FakeDatabase
+
+    from LungTumorReconDev.dicom_series import write_ct_series
+    from LungTumorReconLib.followup.pipeline import FollowupOptions, _check_pair
+    from LungTumorReconLib.io.ct import read_ct
+
+    pair, _ = finished_pair
+    mixed = tmp_path / "database"  # a folder that Slicer's database references, with both series in it
+    for name, ct, date in (("b", pair.baseline, "20260105"), ("f", pair.followup, "20260407")):
+        for path in write_ct_series(ct.array, ct.geometry, tmp_path / name, patient_id="P-7"):
+            ds = pydicom.dcmread(path)
+            ds.StudyDate = date
+            mixed.mkdir(exist_ok=True)
+            ds.save_as(mixed / f"{name}-{path.name}")
+    database = FakeDatabase(mixed)
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    started = []
+    panel = _panel(followup_panel, scene, pair, tmp_path, None, started)
+    for node, name in ((panel.baselineSelector.node, "b"), (panel.followupSelector.node, "f")):
+        uids = [uid for uid, (path, _) in database.headers.items() if Path(path).name.startswith(f"{name}-")]
+        node.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
+    seen = {}
+
+    def factory(request):
+        cts = [read_ct(request.baseline), read_ct(request.followup)]
+        warnings = []
+        seen["check"] = _check_pair(*cts, None, FollowupOptions(), warnings)
+        seen["slices"] = [ct.array.shape[0] for ct in cts]
+        seen["warnings"] = warnings + [w for ct in cts for w in ct.warnings]
+        return FakeJob(request, None, started)
+
+    panel.jobFactory = factory
+    panel.runButton.click()
+    assert followup_panel.errors == []
+    ids, dates, source = seen["check"]
+    assert ids == ("P-7", "P-7") and source == "DICOM StudyDate or AcquisitionDate"
+    assert [d.isoformat() for d in dates] == ["2026-01-05", "2026-04-07"]
+    assert seen["slices"] == [pair.baseline.array.shape[0], pair.followup.array.shape[0]]
+    assert not any("series found" in w for w in seen["warnings"]), seen["warnings"]  # each series alone
+    panel.cancelButton.click()
     panel.cleanup()

@@ -15,6 +15,7 @@ from slicer.i18n import tr as _
 
 from LungTumorReconLib.errors import InputError, LungTumorReconError
 from LungTumorReconModule.dependencies import ensurePythonDependencies, pythonSlicerExecutable
+from LungTumorReconModule.dicom_panel import dicomSourceFiles
 from LungTumorReconModule.job_section import JobSection
 from LungTumorReconModule.methods_ui import method_id
 
@@ -129,10 +130,12 @@ class FollowupPanel(JobSection):
         if not out:
             raise InputError("choose the output folder first")
         dates = self._dates()
+        volumes = (self.baselineSelector.currentNode(), self.followupSelector.currentNode())
+        # a CT from Slicer's DICOM browser goes as its series, so that the job checks its patient and date
+        files = tuple(dicomSourceFiles(v) if v is not None else None for v in volumes)
         with slicer.util.WaitCursor():  # writing the CTs takes a moment
             baseline, followup, seeds = self._presenter().write_followup_inputs(
-                self.baselineSelector.currentNode(), self.followupSelector.currentNode(), folder,
-                p.seeds if p else None)
+                *volumes, folder, p.seeds if p else None, dicom_files=files)
         tumor = method_id(p.tumorMethod) if p else None
         return FollowupRequest(str(baseline), str(followup), out, seeds=str(seeds) if seeds else None, dates=dates,
                                tumor=tumor if tumor != "none" else None, device=method_id(p.device) if p else "auto")

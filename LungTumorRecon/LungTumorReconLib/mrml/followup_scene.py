@@ -12,6 +12,8 @@ given where the views show it, lies near its baseline centre.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,14 +107,21 @@ def show_in_views(node, view_node_ids: list[str]) -> None:
             display.AddViewNodeID(view_id)
 
 
-def write_volume_file(volume_node, folder: str | Path, name: str) -> Path:
-    """The file a follow-up job reads for a volume of the scene: the DICOM folder the library read
-    it from (the job then checks the patient and takes the study date), else its voxels written
-    as ``folder/NAME.nrrd`` (LPS, as every file)."""
+def write_volume_file(volume_node, folder: str | Path, name: str, dicom_files: list | None = None) -> Path:
+    """The file a follow-up job reads for a volume of the scene, so that from DICOM the job checks
+    the patient and takes the study date:
+
+    - ``dicom_files`` (the series' files, from Slicer's DICOM database): linked, or copied, into
+      ``folder/NAME/``, that series alone (the database's own folder may hold others);
+    - else the DICOM folder the library read the volume from;
+    - else its voxels, written as ``folder/NAME.nrrd`` (LPS, as every file).
+    """
     from LungTumorReconLib.io.ct import write_image
 
     if not volume_node:
         raise InputError("select both CTs: the baseline and the follow-up")
+    if dicom_files:
+        return _series_folder(dicom_files, Path(folder) / name)
     source = volume_node.GetAttribute(DICOM_SOURCE_ATTRIBUTE)
     if source and volume_node.GetAttribute(DICOM_SERIES_ATTRIBUTE) and Path(source).exists():
         return Path(source)
@@ -121,6 +130,20 @@ def write_volume_file(volume_node, folder: str | Path, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(ct.array, ct.geometry, path)
     return path
+
+
+def _series_folder(files: list, folder: Path) -> Path:
+    """``files`` in a folder of their own: hard links where the filesystem allows, else copies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, source in enumerate(map(Path, files)):
+        if not source.is_file():
+            raise InputError("a DICOM file of the CT is missing", source)
+        target = folder / f"{n:05d}-{source.name}"  # numbered: two series folders may reuse names
+        try:
+            os.link(source, target)
+        except OSError:  # another drive, or links refused
+            shutil.copyfile(source, target)
+    return folder
 
 
 def write_seeds_file(seeds_node, volume_node, path: str | Path) -> Path | None:

@@ -161,11 +161,12 @@ class ResultPresenter:
 
         return load_followup(self, folder, baseline_volume, followup_volume, align)
 
-    def write_followup_inputs(self, baseline_volume, followup_volume, folder: str | Path,
-                              seeds_node=None) -> tuple[Path, Path, Path | None]:
+    def write_followup_inputs(self, baseline_volume, followup_volume, folder: str | Path, seeds_node=None,
+                              dicom_files: tuple = (None, None)) -> tuple[Path, Path, Path | None]:
         """The files a follow-up job reads, written from the scene into ``folder``: each CT (its
-        DICOM folder when the library read it from one, else an NRRD of its voxels) and the
-        placed seeds in the baseline's frame as baseline seeds (None without seeds)."""
+        DICOM series when known: ``dicom_files``, the files Slicer's DICOM database gives for each,
+        or the folder the library read it from; else an NRRD of its voxels) and the placed seeds
+        in the baseline's frame as baseline seeds (None without seeds)."""
         from LungTumorReconLib.mrml.followup_scene import write_seeds_file, write_volume_file
 
         if not baseline_volume or not followup_volume:
@@ -173,8 +174,8 @@ class ResultPresenter:
         if baseline_volume is followup_volume:
             raise InputError("the baseline and the follow-up are the same CT: select two")
         folder = Path(folder)
-        return (write_volume_file(baseline_volume, folder, "baseline"),
-                write_volume_file(followup_volume, folder, "followup"),
+        return (write_volume_file(baseline_volume, folder, "baseline", dicom_files[0]),
+                write_volume_file(followup_volume, folder, "followup", dicom_files[1]),
                 write_seeds_file(seeds_node, baseline_volume, folder / "baseline-seeds.mrk.json"))
 
     # -- whole results -----------------------------------------------------------------------

@@ -365,6 +365,19 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
         assert scene.node_by_name("tumor model", "vtkMRMLModelNode") is not None
     finally:
         scene.close()
+    # ... and download it to the browser, through the front server, byte for byte
+    link = page.el("ltr-download-mrb")
+    assert link.get_attribute("download") is not None and link.text == "Download"
+    fetched = page.d.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "const get = (href) => fetch(href).then(async r => { const b = new Uint8Array(await r.arrayBuffer());"
+        " return [r.status, r.headers.get('content-disposition'), b.length, Array.from(b.slice(-64))]; });"
+        "Promise.all([get(arguments[0]), get('download/..%2Fserver.log'), get('download/.hidden.mrb')]).then(done);",
+        link.get_attribute("href"))
+    (status, disposition, size, tail), traversal, hidden = fetched
+    assert status == 200 and disposition == 'attachment; filename="lungtumorrecon.mrb"'
+    assert size == mrb.stat().st_size and bytes(tail) == mrb.read_bytes()[-64:]
+    assert traversal[0] == hidden[0] == 404
     page.shot("6-exported")
 
     # 7. Export DICOM: the sample is an NRRD file, so the panel says in one line why there is none

@@ -37,7 +37,7 @@ from LungTumorReconLib.mrml.roles import HETEROGENEITY_OPACITY
 from LungTumorReconLib.mrml.scene import Scene
 from LungTumorReconWeb.cases import CaseLogic
 from LungTumorReconWeb.launch import KEY_HEADER, PORT_FILE
-from LungTumorReconWeb.logic import PanelLogic
+from LungTumorReconWeb.logic import DOWNLOAD_ROUTE, PanelLogic
 from LungTumorReconWeb.state import CASE_FIELDS, NAMESPACE, PanelState
 from LungTumorReconWeb.ui import TITLE, build_panel
 
@@ -232,6 +232,13 @@ class LungTumorReconWebApp(TrameApp):
     def show_main_views(self) -> None:
         self.layout_manager.set_layout(MAIN_LAYOUT)
 
+    async def handle_download(self, request: web.Request) -> web.StreamResponse:
+        """GET download/NAME.mrb: a scene bundle this session saved, as an attachment."""
+        path = self.logic.saved_file(request.match_info["name"])
+        if path is None:
+            return web.Response(status=404, text="no such saved scene\n")
+        return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{path.name}"'})
+
 
 def _only_with_key(key: str):
     """Every request without the session's key is refused: the app answers its front server only
@@ -259,6 +266,7 @@ def serve(ct: CTVolume, seeds: list[Seed], host: str = "127.0.0.1", port: int = 
         if session_key is not None:
             wslink_server.app.middlewares.append(_only_with_key(session_key))
         wslink_server.app.router.add_post("/upload", app.cases.handle_upload)
+        wslink_server.app.router.add_get(f"/{DOWNLOAD_ROUTE}/{{name}}", app.handle_download)
 
     def ready(**_) -> None:
         if session_dir is not None:

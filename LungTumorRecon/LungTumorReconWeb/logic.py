@@ -10,6 +10,7 @@ import tempfile
 import traceback
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 import numpy as np
 from trame_server.utils.asynchronous import create_task
@@ -30,6 +31,7 @@ from LungTumorReconWeb.followup import FollowupLogic
 from LungTumorReconWeb.state import CONTROL_LABELS, PanelState, options_from_state
 
 POLL_S = 0.25
+DOWNLOAD_ROUTE = "download"  # GET download/NAME.mrb: a bundle this session saved
 # The tumour table has a row per measurement and a column per tumour: eleven measurements side
 # by side do not fit the panel.
 TUMOR_MEASURES = [("volume_ml", "volume (mL)"), ("longest_axial_diameter_mm", "axial diameter (mm)"),
@@ -39,6 +41,11 @@ TUMOR_MEASURES = [("volume_ml", "volume (mL)"), ("longest_axial_diameter_mm", "a
                   ("solid_mean_diameter_mm", "solid mean diameter (mm)"),
                   ("lung_rads_category", "Lung-RADS v2022 (suggestion, not for clinical use)")]
 
+
+
+def is_bundle_name(name: str) -> bool:
+    """A bare file name ending in .mrb, not hidden: what the output folder may hold for the user."""
+    return bool(name) and Path(name).name == name and not name.startswith(".") and name.lower().endswith(".mrb")
 
 class Views(Protocol):
     """What the logic asks of the app's views and segment editor."""
@@ -261,7 +268,7 @@ class PanelLogic:
         """The whole scene as a Slicer bundle in the output folder, written atomically."""
         name = str(self.state.mrb_name).strip()
         try:
-            if not name or Path(name).name != name or name.startswith(".") or not name.lower().endswith(".mrb"):
+            if not is_bundle_name(name):
                 raise InputError(f"{name!r}: give a file name ending in .mrb (it is saved in {self.out_dir})")
             self.out_dir.mkdir(parents=True, exist_ok=True)
             target = self.out_dir / name
@@ -279,3 +286,11 @@ class PanelLogic:
             return
         self.state.volume_rows = self._volume_rows()
         self.state.saved = f"saved {target.resolve()}"
+        self.state.saved_url = f"{DOWNLOAD_ROUTE}/{quote(name)}"
+
+    def saved_file(self, name: str) -> Path | None:
+        """A scene bundle this session saved, by its bare name; None for any other name."""
+        if not is_bundle_name(name):
+            return None
+        path = self.out_dir / name
+        return path if path.is_file() else None

@@ -71,6 +71,7 @@ class PanelState:
     # export
     mrb_name: str = "lungtumorrecon.mrb"
     saved: str = ""
+    saved_url: str = ""  # the saved .mrb, to download to the browser (relative to the page)
     # fine-tuning on corrected cases (folders on the server's machine)
     cases_dir: str = ""
     finetune_model: str = FINETUNABLE_METHODS[0]
@@ -103,7 +104,7 @@ class PanelState:
 # What belongs to the case shown: back to these defaults when another case is opened.
 CASE_FIELDS = ("progress", "message", "error", "warnings", "placing", "seeds", "axial_k", "volume_rows",
                "tumor_headers", "tumor_rows", "model", "volume_note", "candidates", "has_heterogeneity", "show_heterogeneity",
-               "saved", "dicom_message", "followup_message", "followup_rows", "followup_recist", "followup_shown",
+               "saved", "saved_url", "dicom_message", "followup_message", "followup_rows", "followup_recist", "followup_shown",
                "followup_progress")
 
 

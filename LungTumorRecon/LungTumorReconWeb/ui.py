@@ -90,7 +90,9 @@ def build_panel(typed: TypedState[PanelState], logic: PanelLogic, cases: CaseLog
             v3.VTextField(v_model=(n.mrb_name,), label="Scene file (.mrb)", density="compact",
                           hide_details=True, id="ltr-mrb-name")
             v3.VBtn("Save", size="small", id="ltr-save-mrb", disabled=(busy,), click=logic.save_mrb)
-        html.Div(f"{{{{ {n.saved} }}}}", classes="text-caption", id="ltr-saved")
+        with html.Div(classes="text-caption", id="ltr-saved"):
+            html.Span(f"{{{{ {n.saved} }}}} ")
+            html.A("Download", href=(n.saved_url,), download=True, v_if=n.saved_url, id="ltr-download-mrb")
         _dicom_section(typed, logic)
         _finetune_section(typed, logic)
         _followup_section(typed, logic)

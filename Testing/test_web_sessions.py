@@ -16,6 +16,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+import psutil
 import pytest
 from test_web_app import SAMPLE, Page, _free_port, new_driver
 
@@ -175,6 +176,34 @@ def test_idle_sessions_end_with_their_files(tmp_path):
         assert front.children() == [] and not folder.exists()
         # that browser's next request is told its session ended
         assert front.get("/ws", {"Cookie": f"ltr_session={cookie}"})[0] == 410
+    finally:
+        front.stop()
+
+
+def test_a_killed_front_server_leaves_no_session_or_folder(tmp_path):
+    """SIGKILL gives the front server no time to clean up: each session's process notices it is
+    gone, removes its folder (and the front server's, once empty) and ends."""
+    front = Front(tmp_path)
+    try:
+        assert front.get("/")[0] == 200
+        [child] = front.children()
+        pid = int(child.split()[0])
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        folder = Path(next(v for v in environ if v.startswith(b"LTR_SESSION_DIR=")).split(b"=", 1)[1].decode())
+        assert (folder / "app.log").is_file() and folder.parent.name.startswith("lungtumorrecon-sessions-")
+        front.proc.kill()
+        front.proc.wait(10)
+
+        def running() -> bool:
+            try:
+                return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return False
+
+        deadline = time.time() + 30
+        while (running() or folder.parent.exists()) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not running() and not folder.exists() and not folder.parent.exists()
     finally:
         front.stop()
 

@@ -6,9 +6,11 @@ Imports neither trame nor aiohttp at the top: ``lungtumorrecon --help`` works wi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import secrets
+import shutil
 import sys
 import threading
 import time
@@ -125,9 +127,12 @@ def _serve_session(args: argparse.Namespace, ct, seeds) -> int:
         raise InputError(f"--session-child is started by the front server (it sets {KEY_ENV} and {DIR_ENV})")
     parent = os.getppid()
 
-    def end_with_the_front_server() -> None:  # a killed front server leaves no session behind
+    def end_with_the_front_server() -> None:  # a killed front server leaves no session or folder behind
         while os.getppid() == parent:
             time.sleep(2.0)
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            Path(folder).parent.rmdir()  # the front server's own folder, once its last session's is gone
         os._exit(0)
 
     threading.Thread(target=end_with_the_front_server, daemon=True).start()

@@ -343,9 +343,9 @@ def test_web_app_seed_run_correct_export(server, browser, tmp_path):
     undo, redo = (page.d.find_element(page.By.CSS_SELECTOR, f".mdi-{icon}").find_element(page.By.XPATH, "./ancestor::button")
                   for icon in ("undo", "redo"))
     undo.click()
-    page.wait_for(lambda: right_lung_voxels() == corrected, 10, "Undo to restore the corrected lung")
+    page.wait_for(lambda: right_lung_voxels() == corrected, 30, "Undo to restore the corrected lung")
     redo.click()
-    page.wait_for(lambda: right_lung_voxels() == after["right lung"], 10, "Redo to restore the re-propagated lung")
+    page.wait_for(lambda: right_lung_voxels() == after["right lung"], 30, "Redo to restore the re-propagated lung")
     page.shot("5-repropagated")
 
     # 6. export the scene as .mrb and read it back headless: the segments are intact

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,21 +65,23 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def dask_processes(log_dir: Path, workers: int = 2):
-    """``dask scheduler`` on a free loopback port and ``workers`` bare ``dask worker ADDRESS``;
-    every process group is killed at the end, whatever happened."""
+def dask_processes(log_dir: Path, workers: int = 2, scheduler_env: dict | None = None):
+    """``dask scheduler`` on a free loopback port (``scheduler_env``: Dask settings for it) and
+    ``workers`` bare ``dask worker ADDRESS``; every process group is killed at the end, whatever
+    happened."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     started: list[subprocess.Popen] = []
 
-    def start(name: str, *args: str) -> subprocess.Popen:
+    def start(name: str, *args: str, env: dict | None = None) -> subprocess.Popen:
         with open(log_dir / f"{name}.log", "w") as log:
             started.append(subprocess.Popen([str(DASK), *args], stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True))
+                                            start_new_session=True, env={**os.environ, **(env or {})}))
         return started[-1]
 
     try:
-        scheduler = start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+        scheduler = start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+                          env=scheduler_env)
         nannies = [start(f"worker{i}", "worker", address) for i in range(workers)]
         cluster = DaskProcesses(address, scheduler, nannies)
         deadline = time.monotonic() + 120
@@ -175,6 +178,35 @@ def test_a_worker_killed_during_a_case_and_the_same_results_as_jobs(tmp_path, co
     assert {k: v["status"] for k, v in _summary(jobs).items()} == {k: v["status"] for k, v in rows.items()}
     for n in GOOD:
         _same_results(out / n, jobs / n)
+
+
+@pytest.mark.long
+def test_a_case_whose_worker_dies_every_time_is_failed_and_a_rerun_runs_it(tmp_path, cohort):
+    """With no worker death allowed per task (``allowed-failures`` 0), Dask gives up on the case
+    at once (``KilledWorker``): it is reported failed with why, the others go on, and a rerun
+    runs it again."""
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("full", "lower"):
+        shutil.copy(cohort / f"{name}.nrrd", two / f"{name}.nrrd")
+    out = tmp_path / "out"
+    exe = Path(sys.executable).parent / "lungtumorrecon"
+    with dask_processes(tmp_path, scheduler_env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}) as cluster:
+        batch = subprocess.Popen([str(exe), "batch", str(two), "--out", str(out), "--scheduler", cluster.address,
+                                  *METHODS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        nanny, case = _running_case(cluster.workers, skip="none")
+        name = _case_name(case.cmdline())
+        _kill_group(nanny)
+        _, stderr = batch.communicate(timeout=400)
+    assert batch.returncode == 3, stderr
+    rows = _summary(out)
+    assert rows[name]["status"] == "failed" and "its Dask worker died each time it ran it" in rows[name]["error"]
+    [other] = {"full", "lower"} - {name}
+    assert rows[other]["status"] == "ok" and (out / other / "report.json").is_file()
+    assert not (out / name).exists() and not list(out.glob(".*partial*"))
+    again = run_cli("batch", two, "--out", out, "--jobs", "1", *METHODS)  # resume: only the failed case runs
+    assert again.returncode == 0, again.stderr
+    assert _summary(out)[name]["status"] == "ok" and (out / name / "report.json").is_file()
 
 
 def test_a_lost_scheduler_stops_the_batch_with_one_error_and_a_rerun_resumes(tmp_path, cohort):

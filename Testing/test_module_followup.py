@@ -265,11 +265,11 @@ def test_ct_from_the_dicom_browser_goes_as_its_series_with_patient_and_date(foll
 
     pair, _ = finished_pair
     mixed = tmp_path / "database"  # a folder that Slicer's database references, with both series in it
+    mixed.mkdir()
     for name, ct, date in (("b", pair.baseline, "20260105"), ("f", pair.followup, "20260407")):
         for path in write_ct_series(ct.array, ct.geometry, tmp_path / name, patient_id="P-7"):
             ds = pydicom.dcmread(path)
             ds.StudyDate = date
-            mixed.mkdir(exist_ok=True)
             ds.save_as(mixed / f"{name}-{path.name}")
     database = FakeDatabase(mixed)
     monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)

@@ -42,10 +42,10 @@ TUMOR_MEASURES = [("volume_ml", "volume (mL)"), ("longest_axial_diameter_mm", "a
                   ("lung_rads_category", "Lung-RADS v2022 (suggestion, not for clinical use)")]
 
 
-
 def is_bundle_name(name: str) -> bool:
     """A bare file name ending in .mrb, not hidden: what the output folder may hold for the user."""
     return bool(name) and Path(name).name == name and not name.startswith(".") and name.lower().endswith(".mrb")
+
 
 class Views(Protocol):
     """What the logic asks of the app's views and segment editor."""

@@ -253,10 +253,8 @@ class ResultPresenter:
             self.remove(Role.RECIST_AXIS, volume_node)
         nodes = ResultNodes(volume=volume_node, segmentation=node, result=result)
         now = self.scene.segment_masks(node, g)
-        if remeasures_tumor and heterogeneity is not None:
-            tumor = now.get(TUMOR)
-            keep = tumor if tumor is not None and tumor.shape == heterogeneity.shape else False
-            heterogeneity = np.where(keep, heterogeneity, 0.0).astype(np.float32)
+        if remeasures_tumor and heterogeneity is not None:  # no tumour segment now: an empty map, not shown
+            heterogeneity = np.where(now.get(TUMOR, False), heterogeneity, 0.0).astype(np.float32)
         self._add_measurements(nodes, now, result.tumors, g, result.surface_lps, heterogeneity)
         for role, name in ((Role.TUMOR_MODEL, "model"), (Role.HETEROGENEITY, "heterogeneity"),
                            (Role.TUMORS_TABLE, "tumors_table")):
